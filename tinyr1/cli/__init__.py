@@ -1,0 +1,62 @@
+"""The ``tinyr1`` command line: one subcommand per module in this package.
+
+    tinyr1 --help
+    tinyr1 reward --answer B < completion.txt
+
+Each module ``tinyr1/cli/<name>.py`` defines ``register(subparsers)``, which adds its parser and
+sets ``func`` (taking the parsed args, returning an exit status). Bad input is a ``UserError``
+(or the package's own input errors): the message goes to standard error and the status is 2.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Listed here, in help order; a module not present yet (work in progress) is skipped.
+COMMANDS = ("reason", "reward", "frames", "eval", "world", "train_tiny", "train", "convert", "policies")
+
+
+class UserError(Exception):
+    """Bad input from the person at the terminal: printed without a traceback, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tinyr1", description="Small video reasoning models: run, inspect, retrain.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"tinyr1.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"tinyr1.cli.{name}":
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def input_errors() -> tuple[type[BaseException], ...]:
+    """Exception types that mean 'the input was wrong' (exit 2), gathered from the package."""
+    errors: list[type[BaseException]] = [UserError]
+    for mod, name in (("tinyr1.video", "VideoError"), ("tinyr1.data", "DatasetError"), ("tinyr1.policy", "PolicyError")):
+        try:
+            errors.append(getattr(importlib.import_module(mod), name))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(errors)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except input_errors() as exc:
+        print(f"tinyr1 {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"tinyr1 {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
