@@ -5,8 +5,12 @@ blocks, nothing else around them). The prompt, the parser, the reward and the UI
 the constants and functions here, so changing the format is a change to this file alone.
 
     >>> from tinyr1.format import build_prompt, parse
-    >>> build_prompt("Which way does it move?", ["left", "right"])      # doctest: +ELLIPSIS
-    'A chat between ... USER: <image>\\nWhich way does it move?\\nA. left\\nB. right\\nOutput ... ASSISTANT: '
+    >>> print(build_prompt("Which way does it move?", ["left", "right"]))  # doctest: +ELLIPSIS +NORMALIZE_WHITESPACE
+    A chat between ... USER: <image>
+    Which way does it move?
+    A. left
+    B. right
+    Output ... ASSISTANT:
     >>> parse("<think>it goes right</think> <answer>B</answer>").answer
     'B'
 """
