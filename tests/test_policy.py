@@ -1,0 +1,339 @@
+"""The policy runtime (tinyr1.policy): loading, streaming, batched sampling, log-probs, quantization.
+
+    .venv/bin/pytest tests/test_policy.py -q
+
+Tiny random policies from tests/tiny.py; nothing is downloaded.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+import torch
+from tiny import TEXT_INIT_STD, tiny_frames, tiny_policy, tiny_policy_dir
+from torch import nn
+
+import tinyr1.policy as policy_mod
+from tinyr1.format import END_TOKEN
+from tinyr1.policy import (
+    QUANT_SKIP_MODULES,
+    GenerationSettings,
+    PolicyError,
+    SampleBatch,
+    default_policy_path,
+    load_policy,
+)
+
+torch.set_num_threads(1)
+
+GREEDY = GenerationSettings(max_new_tokens=12, temperature=0)
+SAMPLED = GenerationSettings(max_new_tokens=12, temperature=0.8, top_p=0.9, seed=3)
+# Prompts of different lengths, so left padding is exercised in every batched call.
+ITEMS = [
+    (tiny_frames(seed=0), "How many squares?", ["1", "2"]),
+    (tiny_frames(seed=1), "Which way does the red square move across the frame?", ["left", "right", "up"]),
+    (tiny_frames(seed=2), "What colour?", None),
+]
+
+
+@pytest.fixture(scope="module")
+def policy():
+    return tiny_policy()
+
+
+@pytest.fixture(scope="module")
+def policy_dir(tmp_path_factory):
+    return tiny_policy_dir(tmp_path_factory.mktemp("pol") / "tiny")
+
+
+def _biased_head(policy, token_id: int, bias: float = 50.0) -> None:
+    """Replace the LM head by zero weights plus a bias favouring ``token_id`` (untied)."""
+    lm = policy.core.language_model
+    head = nn.Linear(lm.config.hidden_size, lm.lm_head.out_features, bias=True)
+    nn.init.zeros_(head.weight)
+    nn.init.zeros_(head.bias)
+    with torch.no_grad():
+        head.bias[token_id] = bias
+    lm.lm_head = head
+
+
+# --- settings and loading -----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        (dict(max_new_tokens=0), "max_new_tokens"),
+        (dict(temperature=-0.1), "temperature"),
+        (dict(temperature=float("nan")), "temperature"),
+        (dict(top_p=0.0), "top_p"),
+        (dict(top_p=1.5), "top_p"),
+        (dict(num_frames=0), "num_frames"),
+    ],
+)
+def test_settings_are_validated(fields, message) -> None:
+    with pytest.raises(PolicyError, match=message):
+        GenerationSettings(**fields)
+
+
+def _dir_without(policy_dir, tmp_path, *names):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(policy_dir, copy)
+    for n in names:
+        (copy / n).unlink()
+    return copy
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda d, t: t / "missing", "does not exist"),
+        (lambda d, t: d / "config.json", "is a file"),
+        (lambda d, t: _dir_without(d, t, "config.json"), "config.json is missing"),
+        (lambda d, t: _dir_without(d, t, "model.safetensors"), "no weights"),
+        (lambda d, t: _dir_without(d, t, "tokenizer.json", "tokenizer_config.json"), "no tokenizer"),
+    ],
+)
+def test_load_policy_rejects_unusable_directories(policy_dir, tmp_path, make, message) -> None:
+    with pytest.raises(PolicyError, match=message):
+        load_policy(make(policy_dir, tmp_path))
+
+
+def test_load_policy_names_official_checkpoints_and_bad_options(policy_dir, tmp_path) -> None:
+    official = tmp_path / "official"
+    official.mkdir()
+    (official / "config.json").write_text(json.dumps({"model_type": "tinyllava", "llm_model_name_or_path": "Qwen"}))
+    with pytest.raises(PolicyError, match="tinyr1 convert"):
+        load_policy(official)
+    with pytest.raises(PolicyError, match="quantization"):
+        load_policy(policy_dir, quantization="fp4")
+
+
+def test_default_policy_path_prefers_grpo_then_coldstart(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("TINYR1_POLICY", raising=False)
+    monkeypatch.setattr(policy_mod, "POLICIES_DIR", tmp_path)
+    with pytest.raises(PolicyError, match="no embedded policy"):
+        default_policy_path()
+    for name in ("tiny-coldstart", "tiny-grpo"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text("{}")
+        assert default_policy_path() == tmp_path / name  # the latest trained one wins
+    monkeypatch.setenv("TINYR1_POLICY", "/some/where")
+    assert str(default_policy_path()) == "/some/where"
+
+
+def test_loaded_policy_matches_the_saved_one(policy_dir) -> None:
+    loaded = load_policy(policy_dir)
+    original = tiny_policy()
+    assert loaded.name == "tiny" and loaded.quantization is None
+    assert loaded.generate(*ITEMS[0], GREEDY) == original.generate(*ITEMS[0], GREEDY)
+    desc = loaded.describe()
+    json.dumps(desc)  # JSON-able for --json and the app
+    assert desc["parameters"]["total"] == sum(p.numel() for p in loaded.model.parameters())
+
+
+def test_save_is_atomic_replace_and_keeps_metadata(tmp_path) -> None:
+    target = tmp_path / "p"
+    tiny_policy(seed=0).save(target, metadata={"seed": 0})
+    tiny_policy(seed=1).save(target, metadata={"seed": 1})  # replaces the whole directory
+    assert json.loads((target / "policy.json").read_text())["seed"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["p"]  # no temporary siblings left
+    assert load_policy(target).generate(*ITEMS[0], GREEDY) == tiny_policy(seed=1).generate(*ITEMS[0], GREEDY)
+
+
+# --- generation ---------------------------------------------------------------------------------
+def test_stream_yields_growing_text_ending_with_the_full_completion(policy) -> None:
+    settings = GenerationSettings(max_new_tokens=24, temperature=1.0, seed=5)
+    parts = list(policy.stream(*ITEMS[0], settings))
+    assert len(parts) > 1
+    assert all(b.startswith(a) for a, b in zip(parts, parts[1:]))  # each item is the whole text so far
+    assert parts[-1] == policy.generate(*ITEMS[0], settings)
+
+
+def test_stream_surfaces_an_exception_from_the_generation_thread(policy, monkeypatch) -> None:
+    lm = policy.core.language_model
+
+    def broken(*args, streamer=None, **kwargs):
+        streamer.put(torch.tensor([[]], dtype=torch.long))  # the (empty) prompt
+        streamer.put(torch.tensor([5]))
+        raise RuntimeError("boom in generate")
+
+    monkeypatch.setattr(lm, "generate", broken)
+    start = time.perf_counter()
+    with pytest.raises(RuntimeError, match="boom in generate"):
+        list(policy.stream(*ITEMS[0], GREEDY, timeout=30))
+    assert time.perf_counter() - start < 5  # surfaced at once, not after the 30 s timeout
+
+
+def test_stream_times_out_when_no_token_comes(policy, monkeypatch) -> None:
+    monkeypatch.setattr(policy.core.language_model, "generate", lambda *a, **k: time.sleep(0.6))
+    with pytest.raises(PolicyError, match="no token"):
+        list(policy.stream(*ITEMS[0], GREEDY, timeout=0.2))
+
+
+def test_closing_a_stream_early_stops_generation(policy) -> None:
+    stream = policy.stream(*ITEMS[0], GenerationSettings(max_new_tokens=2000, temperature=1.0, seed=0))
+    next(stream)
+    stream.close()
+    assert not [t for t in threading.enumerate() if t.name == "tinyr1-generate"]
+
+
+def test_generation_stops_at_the_end_token() -> None:
+    pol = tiny_policy()
+    _biased_head(pol, pol.eos_token_id)
+    batch = pol.sample(ITEMS[:2], G=2, settings=GenerationSettings(max_new_tokens=8, temperature=1.0))
+    assert batch.finished.all() and batch.lengths.tolist() == [1, 1, 1, 1]  # the end token only
+    assert batch.texts == [""] * 4 and pol.generate(*ITEMS[0], GREEDY) == ""
+    assert pol.tokenizer.convert_ids_to_tokens(int(batch.completion_ids[0, 0])) == END_TOKEN
+
+
+@pytest.mark.parametrize("settings", [GenerationSettings(max_new_tokens=16, temperature=1.0, seed=0), GREEDY])
+def test_sampling_never_emits_the_pad_token_even_when_the_model_prefers_it(settings) -> None:
+    pol = tiny_policy()
+    _biased_head(pol, pol.pad_token_id)  # pad would win every step if it were not masked
+    batch = pol.sample(ITEMS, G=4, settings=settings)
+    emitted = batch.completion_ids[batch.completion_mask > 0]
+    assert pol.pad_token_id in pol.suppressed_token_ids
+    assert not (emitted == pol.pad_token_id).any()
+
+
+def test_masks_cover_up_to_and_including_the_first_end_token(policy) -> None:
+    eos, pad = policy.eos_token_id, policy.pad_token_id
+    ids = torch.tensor([[7, 8, eos, pad], [7, eos, eos, pad], [7, 8, 9, 10]])
+    assert policy._completion_mask(ids).tolist() == [[1, 1, 1, 0], [1, 1, 0, 0], [1, 1, 1, 1]]
+
+
+def test_same_seed_same_output_and_other_seed_other_output(policy) -> None:
+    a = policy.sample(ITEMS, G=3, settings=SAMPLED)
+    b = policy.sample(ITEMS, G=3, settings=SAMPLED)
+    c = policy.sample(ITEMS, G=3, settings=GenerationSettings(max_new_tokens=12, temperature=0.8, top_p=0.9, seed=4))
+    assert a.texts == b.texts and torch.equal(a.completion_ids, b.completion_ids)
+    assert a.texts != c.texts
+
+
+def test_batched_greedy_sampling_equals_one_prompt_at_a_time(policy) -> None:
+    batch = policy.sample(ITEMS, G=2, settings=GREEDY)
+    singles = [policy.sample([item], G=1, settings=GREEDY) for item in ITEMS]
+    assert len(set(batch.texts)) > 1  # the prompts really differ (see tests/tiny.py: TEXT_INIT_STD)
+    for i, single in enumerate(singles):
+        assert batch.texts[2 * i] == batch.texts[2 * i + 1] == single.texts[0]
+        n = int(single.lengths[0])  # the batch runs until its longest row ends
+        assert int(batch.lengths[2 * i]) == n
+        torch.testing.assert_close(batch.logprobs[2 * i, :n], single.logprobs[0, :n], atol=1e-4, rtol=0)
+
+
+def test_sample_batch_layout(policy) -> None:
+    batch = policy.sample(ITEMS, G=3, settings=SAMPLED)
+    assert isinstance(batch, SampleBatch) and len(batch) == 9 and batch.group_size == 3
+    assert batch.prompt_index.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert batch.completion_ids.shape == batch.completion_mask.shape == batch.logprobs.shape
+    assert batch.completion_mask.dtype == torch.float32
+    assert (batch.logprobs[batch.completion_mask == 0] == 0).all()
+    assert (batch.logprobs[batch.completion_mask > 0] < 0).all()
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        SAMPLED,                                                             # T 0.8, top-p 0.9
+        GREEDY,                                                              # T = 1 in the definition
+        GenerationSettings(max_new_tokens=12, temperature=1.7, top_p=1.0, seed=9),
+    ],
+)
+def test_recomputed_logprobs_equal_the_samplers_and_carry_gradients(policy, settings) -> None:
+    batch = policy.sample(ITEMS, G=2, settings=settings)
+    policy.model.train()
+    try:
+        recomputed = policy.logprobs(batch, batch.completion_ids, batch.completion_mask)
+    finally:
+        policy.model.eval()
+    assert recomputed.requires_grad
+    assert torch.isfinite(batch.logprobs).all() and torch.isfinite(recomputed).all()  # also after the end token
+    torch.testing.assert_close(recomputed.detach(), batch.logprobs, atol=1e-4, rtol=0)
+    policy.model.zero_grad()
+    recomputed.sum().backward()
+    lm_grads = [p.grad for _, p in policy.parameter_groups()["language_model"]]
+    assert all(g is not None and torch.isfinite(g).all() for g in lm_grads)
+    policy.model.zero_grad()
+
+
+def test_logprobs_stay_finite_and_equal_when_rows_end_at_different_steps() -> None:
+    pol = tiny_policy()
+    _biased_head(pol, pol.eos_token_id, bias=3.0)  # ~5% end token per step: some rows end early
+    batch = pol.sample(ITEMS, G=4, settings=GenerationSettings(max_new_tokens=12, temperature=1.0, seed=1))
+    assert batch.finished.any() and not batch.finished.all()
+    assert len(set(batch.lengths.tolist())) > 1
+    recomputed = pol.logprobs(batch, batch.completion_ids, batch.completion_mask)
+    assert torch.isfinite(batch.logprobs).all() and torch.isfinite(recomputed).all()
+    torch.testing.assert_close(recomputed.detach(), batch.logprobs, atol=1e-4, rtol=0)
+
+
+def test_frozen_vision_tower_gets_no_gradient_through_logprobs() -> None:
+    pol = tiny_policy()
+    batch = pol.sample(ITEMS[:2], G=2, settings=SAMPLED)
+    for _, p in pol.parameter_groups()["vision_tower"]:
+        p.requires_grad_(False)
+    pol.logprobs(batch, batch.completion_ids, batch.completion_mask).sum().backward()
+    assert all(p.grad is None for _, p in pol.parameter_groups()["vision_tower"])
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for _, p in pol.parameter_groups()["connector"])
+
+
+def test_batches_need_equal_frame_counts(policy) -> None:
+    with pytest.raises(PolicyError, match="same number of frames"):
+        policy.build_inputs([(tiny_frames(n=4), "q?", None), (tiny_frames(n=3), "q?", None)])
+    with pytest.raises(PolicyError, match="question is empty"):
+        policy.build_inputs([(tiny_frames(), "  ", None)])
+
+
+# --- quantization and LoRA ----------------------------------------------------------------------
+@pytest.mark.parametrize("quantization, layer_type", [("nf4", "Linear4bit"), ("int8", "Linear8bitLt")])
+def test_quantized_policies_load_and_generate(policy_dir, quantization, layer_type) -> None:
+    pol = load_policy(policy_dir, quantization=quantization)
+    kinds = {name: type(m).__name__ for name, m in pol.model.named_modules()}
+    lm_linear = [k for n, k in kinds.items() if n.startswith("language_model.model.layers") and n.endswith("q_proj")]
+    assert lm_linear and set(lm_linear) == {layer_type}
+    for skipped in QUANT_SKIP_MODULES[:2]:  # vision tower and connector stay full precision
+        assert not [n for n, k in kinds.items() if n.startswith(skipped) and k == layer_type]
+    text = pol.generate(*ITEMS[0], GenerationSettings(max_new_tokens=8, temperature=1.0, seed=0))
+    assert isinstance(text, str) and pol.describe()["quantization"] == quantization
+    with pytest.raises(PolicyError, match="cannot save"):
+        pol.save(policy_dir.parent / "nope")
+
+
+def test_lora_on_nf4_gets_gradients_on_every_adapter_weight(policy_dir) -> None:
+    from peft import LoraConfig, get_peft_model
+
+    pol = load_policy(policy_dir, quantization="nf4")
+    # The DESIGN-7 trap needs a no-grad forward first (it repacks 4-bit weights on AVX512-BF16 CPUs).
+    batch = pol.sample(ITEMS[:2], G=2, settings=SAMPLED)
+    assert all(not m.support_avx512bf16_for_cpu for m in pol.model.modules() if hasattr(m, "support_avx512bf16_for_cpu"))
+    lora = LoraConfig(
+        r=4, lora_alpha=8, lora_dropout=0.0,
+        target_modules=r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)",
+        # Random B as well as A: with the default B = 0, dL/dA is exactly 0 on the first step.
+        init_lora_weights=False,
+    )
+    pol.model = get_peft_model(pol.model, lora)
+    pol.model.train()
+    pol.logprobs(batch, batch.completion_ids, batch.completion_mask).sum().backward()
+    adapters = {n: p for n, p in pol.model.named_parameters() if p.requires_grad}
+    assert len(adapters) == 2 * 7 * pol.config.text_config.num_hidden_layers
+    dead = [n for n, p in adapters.items() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not dead
+    assert {pol.core.part_of(n) for n in adapters} == {"language_model"}
+
+
+def test_peft_wrapped_policy_saves_merged_weights(tmp_path) -> None:
+    from peft import LoraConfig, get_peft_model
+
+    pol = tiny_policy()
+    pol.model = get_peft_model(pol.model, LoraConfig(r=2, target_modules=["q_proj"], init_lora_weights=False))
+    expected = pol.generate(*ITEMS[0], GREEDY)
+    saved = pol.save(tmp_path / "merged")
+    assert load_policy(saved).generate(*ITEMS[0], GREEDY) == expected
+
+
+def test_text_init_spread_is_what_the_tests_assume() -> None:
+    assert tiny_policy().config.text_config.initializer_range == TEXT_INIT_STD
