@@ -76,10 +76,10 @@ def test_build_prompt_is_the_qwen2_base_conversation_exactly() -> None:
         "gives helpful, detailed, and polite answers to the user's questions. USER: <image>\n"
         "Which way does the ball roll?\nA. left\nB. right\n"
         "Output the thinking process in <think> </think> and final answer (option) in "
-        "<answer> </answer> tags. ASSISTANT: "
+        "<answer> </answer> tags. ASSISTANT:"
     )
     assert build_prompt("  Which way does the ball roll? ", ["left", "right"]) == expected
-    assert build_prompt("Why?", None, suffix=False) == f"{SYSTEM_PROMPT} USER: <image>\nWhy? ASSISTANT: "
+    assert build_prompt("Why?", None, suffix=False) == f"{SYSTEM_PROMPT} USER: <image>\nWhy? ASSISTANT:"
     assert build_question("Why?") == f"Why?\n{GRPO_SUFFIX}"
     with pytest.raises(ValueError, match="question is empty"):
         build_question("  ")

@@ -91,7 +91,7 @@ def build_prompt(
     """The full prompt the policy continues, with one ``<image>`` where the video goes."""
     if template != "qwen2_base":
         raise ValueError(f"unknown template {template!r}; known: {', '.join(TEMPLATES)}")
-    return f"{SYSTEM_PROMPT} USER: {IMAGE_TOKEN}\n{build_question(question, options, suffix=suffix)} ASSISTANT: "
+    return f"{SYSTEM_PROMPT} USER: {IMAGE_TOKEN}\n{build_question(question, options, suffix=suffix)} ASSISTANT:"
 
 
 def format_completion(think: str, answer: str) -> str:
