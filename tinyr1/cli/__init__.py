@@ -21,10 +21,12 @@ class UserError(Exception):
     """Bad input from the person at the terminal: printed without a traceback, exit status 2."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or of ``only`` that one (so ``tinyr1 reward`` does not pay
+    for importing torch through the training commands' modules)."""
     parser = argparse.ArgumentParser(prog="tinyr1", description="Small video reasoning models: run, inspect, retrain.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMANDS:
+    for name in COMMANDS if only is None else (only,):
         try:
             module = importlib.import_module(f"tinyr1.cli.{name}")
         except ModuleNotFoundError as exc:
@@ -47,7 +49,9 @@ def input_errors() -> tuple[type[BaseException], ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    first = argv[0].replace("-", "_") if argv else None
+    args = build_parser(first if first in COMMANDS else None).parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except input_errors() as exc:
