@@ -54,6 +54,9 @@ _H264 = ["-c:v", "libx264", "-g", "7", "-bf", "2", "-pix_fmt", "yuv420p", "-crf"
 RECIPES: dict[str, tuple[list[str], list[str]]] = {
     "h264.mp4": (_NUMBERED, _H264),
     "h264.mkv": (_NUMBERED, _H264),
+    "h264.ts": (_NUMBERED, _H264),  # MPEG-TS: no index, seeks by dts, starts at 1.6 s
+    # x265 uses open GOPs by default: frames after a keyframe in decode order show before it
+    "hevc.mp4": (_NUMBERED, ["-c:v", "libx265", "-g", "7", "-bf", "2", "-x265-params", "log-level=error"]),
     "vp9.webm": (_NUMBERED, ["-c:v", "libvpx-vp9", "-g", "7", "-deadline", "realtime", "-cpu-used", "8",
                              "-b:v", "0", "-crf", "20"]),
     "mpeg4.avi": (_NUMBERED, ["-c:v", "mpeg4", "-g", "7", "-q:v", "2"]),

@@ -52,7 +52,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="where to write the sheet (default: <video stem>_frames.png in the current folder)")
     parser.add_argument("--json", action="store_true",
                         help="print indices, timestamps and metadata as JSON (no sheet unless --out is given)")
-    parser.add_argument("--backend", choices=BACKENDS, default="auto", help="decoder (default auto: PyAV, decord fallback)")
+    parser.add_argument("--backend", choices=BACKENDS, default="auto",
+                        help="decoder (default auto: decord first, PyAV as the fallback)")
     parser.add_argument("--seek", choices=SEEK_MODES, default="exact",
                         help="exact (the paper's indices, default) or keyframe (fast on long videos)")
     parser.add_argument("--max-seconds", type=float, default=VideoLimits().max_seconds, metavar="S",
