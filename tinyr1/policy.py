@@ -9,6 +9,9 @@
 
 A policy directory holds ``config.json`` + ``model.safetensors`` (tinyr1.models), the tokenizer
 files, and optionally ``policy.json`` (free-form metadata: name, seed, data, accuracy...).
+``load_policy`` also takes an official TinyLLaVA-Video checkpoint directory (converted in memory),
+a Qwen2.5-VL checkpoint (``tinyr1.qwen_vl.QwenVLPolicy``, a subclass overriding the hooks
+``_generation_inputs`` / ``_completion_logits``), or a registry / hub id (``tinyr1.registry``).
 
 Log-probabilities (the sampler's and ``Policy.logprobs``'s, which agree within 1e-4 in fp32):
 for completion token t, ``log_softmax(z / T)[token]`` where ``z`` are the language model's raw
@@ -380,6 +383,11 @@ class Policy:
         return int(self.tokenizer.convert_tokens_to_ids(END_TOKEN))
 
     @property
+    def end_token_ids(self) -> list[int]:
+        """Every id that ends a completion (the first is ``eos_token_id``)."""
+        return [self.eos_token_id]
+
+    @property
     def pad_token_id(self) -> int:
         pad = self.tokenizer.pad_token_id
         return int(pad) if pad is not None else self.eos_token_id
@@ -480,7 +488,7 @@ class Policy:
             max_new_tokens=int(settings.max_new_tokens),
             do_sample=not settings.greedy,
             num_beams=1,
-            eos_token_id=self.eos_token_id,
+            eos_token_id=self.end_token_ids if len(self.end_token_ids) > 1 else self.eos_token_id,
             pad_token_id=self.pad_token_id,
             bos_token_id=None,
             use_cache=True,
@@ -511,22 +519,17 @@ class Policy:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(new token ids [B*G, T], log-probs [B*G, T]) from one batched generate call."""
         gen_config, processors, criteria, recorder = self._generation_config(settings, stop)
-        core = self.core
         with self._lock, torch.no_grad(), _torch_threads(self._generation_threads()):
             was_training = self.model.training
             self.model.eval()
             try:
                 self._seed(settings.seed)
                 start = time.perf_counter()
-                embeds = core.embed_prompt(batch.input_ids, batch.pixel_values)
-                mask = batch.attention_mask
-                if group_size > 1:
-                    embeds = embeds.repeat_interleave(group_size, dim=0)
-                    mask = mask.repeat_interleave(group_size, dim=0)
+                generator, inputs = self._generation_inputs(batch, group_size)
+                mask = inputs["attention_mask"]
                 encoded = time.perf_counter()
-                out = core.language_model.generate(
-                    inputs_embeds=embeds,
-                    attention_mask=mask,
+                out = generator.generate(
+                    **inputs,
                     generation_config=gen_config,
                     logits_processor=processors,
                     stopping_criteria=criteria,
@@ -549,12 +552,51 @@ class Policy:
         }
         return sequences, recorder.finish(sequences)
 
+    def _generation_inputs(self, batch: PromptBatch, group_size: int) -> tuple[Any, dict[str, Any]]:
+        """(the module whose ``generate`` decodes, its keyword inputs) for ``batch`` with every
+        prompt repeated ``group_size`` times: here the spliced prompt embeddings (each video
+        encoded once) for the Qwen2 language model. Other architectures override this."""
+        core = self.core
+        embeds = core.embed_prompt(batch.input_ids, batch.pixel_values)
+        mask = batch.attention_mask
+        if group_size > 1:
+            embeds = embeds.repeat_interleave(group_size, dim=0)
+            mask = mask.repeat_interleave(group_size, dim=0)
+        return core.language_model, {"inputs_embeds": embeds, "attention_mask": mask}
+
+    def _completion_logits(self, prompts: PromptBatch, group_size: int, completion_ids: torch.Tensor) -> torch.Tensor:
+        """Raw logits [B*G, T, V] predicting each completion token, by one forward pass with
+        gradients: [prompt embeds (repeated G times); completion token embeds], attention mask
+        [prompt mask; ones], positions as ``generate`` gives them. Other architectures override this."""
+        core = self.core
+        device = self.device
+        embeds = core.embed_prompt(prompts.input_ids.to(device), prompts.pixel_values.to(device))
+        mask = prompts.attention_mask.to(device)
+        if group_size > 1:
+            embeds = embeds.repeat_interleave(group_size, dim=0)
+            mask = mask.repeat_interleave(group_size, dim=0)
+        t = completion_ids.shape[1]
+        tokens = core.get_input_embeddings()(completion_ids).to(embeds.dtype)
+        full_mask = torch.cat([mask, torch.ones_like(completion_ids, dtype=mask.dtype)], dim=1)
+        out = core.language_model(
+            inputs_embeds=torch.cat([embeds, tokens], dim=1),
+            attention_mask=full_mask,
+            position_ids=positions_from_mask(full_mask),
+            use_cache=False,
+            logits_to_keep=t + 1,
+        )
+        return out.logits[:, :-1]  # position L-1+i predicts completion token i
+
+    def _language_model_parameters(self) -> Iterator[nn.Parameter]:
+        """The language model's parameters (their count decides the CPU thread policy)."""
+        return self.core.language_model.parameters()
+
     def _generation_threads(self) -> int | None:
         if self.cpu_threads is not None:
             return self.cpu_threads
         if self.device.type != "cpu":
             return None
-        n = sum(p.numel() for p in self.core.language_model.parameters())
+        n = sum(p.numel() for p in self._language_model_parameters())
         return 1 if n < SINGLE_THREAD_BELOW else None
 
     def stream(
@@ -618,7 +660,7 @@ class Policy:
 
     def _completion_mask(self, ids: torch.Tensor) -> torch.Tensor:
         """1.0 up to and including the first end token of each row."""
-        is_eos = ids == self.eos_token_id
+        is_eos = torch.isin(ids, torch.tensor(self.end_token_ids, device=ids.device))
         after = (is_eos.long().cumsum(dim=1) - is_eos.long()) > 0  # strictly after the first eos
         return (~after).float()
 
@@ -637,7 +679,7 @@ class Policy:
         prompts = self.build_inputs(items)
         ids, logprobs = self._run_generate(prompts, settings, group_size=int(G))
         mask = self._completion_mask(ids).to(ids.device)
-        finished = ((ids == self.eos_token_id) & (mask > 0)).any(dim=1)
+        finished = (torch.isin(ids, torch.tensor(self.end_token_ids, device=ids.device)) & (mask > 0)).any(dim=1)
         return SampleBatch(
             prompts=prompts,
             group_size=int(G),
@@ -673,26 +715,10 @@ class Policy:
         if rows % b:
             raise PolicyError(f"{rows} completions do not split evenly over {b} prompts")
         g = rows // b
-        core = self.core
         device = self.device
         completion_ids = completion_ids.to(device)
         completion_mask = completion_mask.to(device)
-        embeds = core.embed_prompt(prompts.input_ids.to(device), prompts.pixel_values.to(device))
-        mask = prompts.attention_mask.to(device)
-        if g > 1:
-            embeds = embeds.repeat_interleave(g, dim=0)
-            mask = mask.repeat_interleave(g, dim=0)
-        t = completion_ids.shape[1]
-        tokens = core.get_input_embeddings()(completion_ids).to(embeds.dtype)
-        full_mask = torch.cat([mask, torch.ones_like(completion_ids, dtype=mask.dtype)], dim=1)
-        out = core.language_model(
-            inputs_embeds=torch.cat([embeds, tokens], dim=1),
-            attention_mask=full_mask,
-            position_ids=positions_from_mask(full_mask),
-            use_cache=False,
-            logits_to_keep=t + 1,
-        )
-        logits = out.logits[:, :-1].float()  # position L-1+i predicts completion token i
+        logits = self._completion_logits(prompts, g, completion_ids).float()
         suppressed = self.suppressed_token_ids
         if suppressed:
             logits = logits.index_fill(2, torch.tensor(suppressed, device=logits.device), float("-inf"))
@@ -812,6 +838,19 @@ def quantization_config(quantization: str | None, compute_dtype: torch.dtype):
     raise PolicyError(f"unknown quantization {quantization!r}; use one of none, nf4, int8")
 
 
+def _normalize_quantization(quantization: str | None) -> str | None:
+    if quantization in ("none", "", "fp32", "full", "bf16"):
+        return None
+    if quantization not in QUANTIZATIONS:
+        raise PolicyError(f"unknown quantization {quantization!r}; use one of none, nf4, int8")
+    return quantization
+
+
+def _is_path_like(text: str) -> bool:
+    """A name that can only be a filesystem path (absolute, relative with ./ ../ ~, or deeper than owner/name)."""
+    return text.startswith(("/", ".", "~")) or text.count("/") != 1 or (os.sep != "/" and os.sep in text)
+
+
 def load_policy(
     path: str | Path | None = None,
     quantization: str | None = None,
@@ -819,18 +858,44 @@ def load_policy(
     *,
     dtype: str | torch.dtype | None = None,
 ) -> Policy:
-    """Load a policy directory (None: ``default_policy_path()``).
+    """Load a policy (None: ``default_policy_path()``). ``path`` may be
+
+    - a tinyr1 policy directory (config.json of model_type "tinyllava_video", weights, tokenizer);
+    - an official TinyLLaVA-Video(-R1) checkpoint directory (model_type "tinyllava"): converted in
+      memory by tinyr1.models.convert (``tinyr1 convert`` writes the same as a policy directory);
+    - a Qwen2.5-VL checkpoint directory (model_type "qwen2_5_vl"): a ``tinyr1.qwen_vl.QwenVLPolicy``;
+    - a registry id or alias (``tinyr1 policies``), e.g. "Zhang199/TinyLLaVA-Video-R1", or another
+      hub id "owner/name": its weights from ``$TINYR1_MODELS/<name>``, the Hugging Face cache, or a
+      download when the hub is allowed and reachable (tinyr1.registry.resolve_policy); with
+      HF_HUB_OFFLINE=1 and no local copy, a PolicyError says how to get them and where to put them.
 
     ``quantization``: None / "none", "nf4" (4-bit NormalFloat) or "int8" (LLM.int8), through
     bitsandbytes; the vision tower, connector and LM head stay in full precision.
     ``device``: None = CUDA if available, else CPU. ``dtype``: None = float32 on CPU, bfloat16
     (float16 without bf16 support) on CUDA. Raises PolicyError for a missing or incompatible
     directory or an unknown option."""
-    path = Path(path) if path is not None else default_policy_path()
-    if quantization in ("none", "", "fp32", "full"):
-        quantization = None
-    if quantization not in QUANTIZATIONS:
-        raise PolicyError(f"unknown quantization {quantization!r}; use one of none, nf4, int8")
+    quantization = _normalize_quantization(quantization)
+    entry = None
+    if path is None:
+        path = default_policy_path()
+    else:
+        text = os.fspath(path)
+        if not Path(text).expanduser().exists() and (not _is_path_like(text) or _registry_knows(text)):
+            from tinyr1.registry import resolve_policy
+
+            resolved = resolve_policy(text)
+            path, entry = resolved.path, resolved.entry
+    path = Path(path).expanduser()
+    kind = _checkpoint_kind(path)
+    name = entry.id if entry is not None and entry.kind != "tiny" else None
+    if kind == "qwen2_5_vl":
+        from tinyr1.qwen_vl import load_qwen_vl_policy
+        from tinyr1.registry import loading_defaults
+
+        return load_qwen_vl_policy(path, quantization, device, dtype=dtype, name=name,
+                                   defaults=loading_defaults(entry))
+    if kind == "tinyllava":
+        return _load_official(path, quantization, device, dtype=dtype, name=name)
     _check_dir(path)
     dev = _resolve_device(device)
     dt = _resolve_dtype(dtype, dev)
@@ -838,18 +903,14 @@ def load_policy(
 
     # device_map: weights go straight to the device (no CPU copy of a 3.6B model first).
     kwargs: dict[str, Any] = {"dtype": dt, "device_map": {"": str(dev)}}
-    qconfig = quantization_config(quantization, dt)
-    if qconfig is not None:
-        kwargs["quantization_config"] = qconfig
-        if quantization == "int8":
-            logging.getLogger("bitsandbytes.autograd._functions").addFilter(_QuietInt8Cast())
+    kwargs.update(_quantization_kwargs(quantization, dt))
     try:
         with _quiet_loading():
             model = TinyLlavaVideoForConditionalGeneration.from_pretrained(path, **kwargs)
             tokenizer = AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise PolicyError(f"could not load the policy in {path}: {exc}") from exc
-    if qconfig is not None:
+    if quantization is not None:
         disable_cpu_weight_repacking(model)
     model.eval()
     meta_file = path / POLICY_META
@@ -857,8 +918,97 @@ def load_policy(
     return Policy(model, tokenizer, path=path, quantization=quantization, metadata=metadata)
 
 
-def policy_from_model(model: TinyLlavaVideoForConditionalGeneration, tokenizer, *, name: str = "policy", metadata: dict | None = None) -> Policy:
-    """Wrap an in-memory model (e.g. one being trained) and its tokenizer as a Policy."""
+def _registry_knows(name: str) -> bool:
+    from tinyr1.registry import find_spec
+
+    return find_spec(name) is not None
+
+
+def _checkpoint_kind(path: Path) -> str | None:
+    """config.json's model_type for a directory, None if unreadable (then _check_dir explains)."""
+    try:
+        return json.loads((path / "config.json").read_text()).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _quantization_kwargs(quantization: str | None, dt: torch.dtype) -> dict[str, Any]:
+    qconfig = quantization_config(quantization, dt)
+    if qconfig is None:
+        return {}
+    if quantization == "int8":
+        logging.getLogger("bitsandbytes.autograd._functions").addFilter(_QuietInt8Cast())
+    return {"quantization_config": qconfig}
+
+
+def _load_official(
+    src: Path,
+    quantization: str | None,
+    device: str | torch.device | None,
+    *,
+    dtype: str | torch.dtype | None = None,
+    name: str | None = None,
+) -> Policy:
+    """An official TinyLLaVA-Video checkpoint directory converted in memory (tinyr1.models.convert:
+    config mapping, weight names, Qwen2.5 tokenizer; qwen2_base template, SigLIP preprocessing and
+    frames from the converted config), optionally quantized while loading."""
+    from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    from tinyr1.models.convert import (
+        ConversionError,
+        expected_parameters,
+        map_official_state_dict,
+        official_config,
+        read_official_config,
+        read_official_weights,
+    )
+
+    hint = ("(it is converted in memory; `tinyr1 convert SRC OUT` writes it as a tinyr1 policy and names "
+            "what does not fit)")
+    dev = _resolve_device(device)
+    dt = _resolve_dtype(dtype, dev)
+    try:
+        raw = read_official_config(src)
+        config = official_config(src, raw)
+        weights = read_official_weights(src)
+        mapped = map_official_state_dict(weights, expected_parameters(config),
+                                         tied=bool(config.text_config.tie_word_embeddings))
+        del weights
+    except ConversionError as exc:
+        raise PolicyError(f"could not load the official TinyLLaVA-Video checkpoint in {src} {hint}: {exc}") from None
+    kwargs: dict[str, Any] = {"dtype": dt, "device_map": {"": str(dev)}}
+    kwargs.update(_quantization_kwargs(quantization, dt))
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # AutoTokenizer peeks at the official config.json and warns
+    try:
+        with _quiet_loading():
+            model = TinyLlavaVideoForConditionalGeneration.from_pretrained(None, config=config, state_dict=mapped,
+                                                                           **kwargs)
+            tokenizer = AutoTokenizer.from_pretrained(src)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise PolicyError(f"could not load the official TinyLLaVA-Video checkpoint in {src} {hint}: {exc}") from exc
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    if quantization is not None:
+        disable_cpu_weight_repacking(model)
+    model.eval()
+    metadata = {
+        "name": name or src.name, "kind": "tinyllava_official", "template": "qwen2_base",
+        "converted_from": str(src), "source": "official TinyLLaVA-Video checkpoint, converted in memory by tinyr1",
+        "official": {k: raw.get(k) for k in ("connector_type", "num_queries", "num_resampler_layers", "group",
+                                             "tokenizer_model_max_length")},
+    }
+    return Policy(model, tokenizer, name=metadata["name"], path=src, quantization=quantization, metadata=metadata)
+
+
+def policy_from_model(model: nn.Module, tokenizer, *, name: str = "policy", metadata: dict | None = None) -> Policy:
+    """Wrap an in-memory model (e.g. one being trained) and its tokenizer as a Policy (a
+    ``tinyr1.qwen_vl.QwenVLPolicy`` for a Qwen2.5-VL model)."""
+    if getattr(getattr(model, "config", None), "model_type", None) == "qwen2_5_vl":
+        from tinyr1.qwen_vl import qwen_policy_from_model
+
+        return qwen_policy_from_model(model, tokenizer, name=name, metadata=metadata)
     return Policy(model, tokenizer, name=name, metadata=metadata)
 
 

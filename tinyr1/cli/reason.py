@@ -10,7 +10,9 @@ completion, think, answer, reward (the fields of ``tinyr1 reward --json``, null 
 ``--answer``), frames (indices, timestamps), timings, settings and the policy's description.
 
 The policy defaults to the embedded one (tinyr1.policy.default_policy_path: $TINYR1_POLICY, else
-assets/policies/tiny-grpo, else tiny-coldstart). Decoding is greedy (--temperature 0) unless told
+assets/policies/tiny-grpo, else tiny-coldstart). ``--policy`` also takes a registry id or alias
+(``tinyr1 policies`` lists them, e.g. Zhang199/TinyLLaVA-Video-R1, qwen2.5-vl-3b): its weights
+come from this machine, or the hub where allowed; otherwise the error says how to get them. Decoding is greedy (--temperature 0) unless told
 otherwise. Bad input (missing video, bad policy directory, empty question) exits with status 2.
 A random policy to try it on: ``python -m tinyr1.models.random /tmp/random-policy``.
 """
@@ -37,7 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--question", "-q", required=True, help="the question about the video")
     parser.add_argument("--options", nargs="+", metavar="OPTION", help="multiple-choice options, in order (A, B, ...)")
     parser.add_argument("--answer", metavar="TRUTH", help="the ground truth (a letter, number or text): prints the reward")
-    parser.add_argument("--policy", metavar="PATH", help="policy directory (default: the embedded policy)")
+    parser.add_argument("--policy", metavar="NAME_OR_PATH",
+                        help="a policy directory (tinyr1, official TinyLLaVA-Video or Qwen2.5-VL checkpoint) or a "
+                        "registry id / alias from `tinyr1 policies` (default: the embedded policy)")
     parser.add_argument("--quantization", choices=["none", "nf4", "int8"], default="none",
                         help="load the language model 4-bit (nf4) or 8-bit (int8) with bitsandbytes")
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
