@@ -626,7 +626,7 @@ def _update_threads(policy: Any) -> int | None:
         return threads
     from tinyr1.policy import SINGLE_THREAD_BELOW
 
-    n = sum(p.numel() for p in policy.core.language_model.parameters())
+    n = sum(p.numel() for p in policy._language_model_parameters())  # any policy kind (tiny, Qwen2.5-VL)
     return 1 if n < SINGLE_THREAD_BELOW else None
 
 
