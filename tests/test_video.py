@@ -95,9 +95,7 @@ def test_each_container_and_codec_loads_the_claimed_frames(clips: Clips, name: s
     assert [frame_number(f) for f in got.frames] == got.indices  # the pixels are those frames
     assert all(a < b for a, b in zip(got.timestamps, got.timestamps[1:]))
     assert got.meta.num_frames == NUM and got.meta.container == container and got.meta.codec == codec
-    # auto: decord first on what it is trusted with; GIF and MPEG-TS go straight to PyAV
-    auto = "pyav" if name.endswith((".gif", ".ts")) else "decord"
-    assert got.meta.backend == {"auto": auto, "pyav": "pyav", "decord": "decord"}[backend]
+    assert got.meta.backend == ("decord" if backend == "decord" else "pyav")  # auto: PyAV first
     assert 0 <= got.timestamps[-1] <= got.meta.duration
 
 

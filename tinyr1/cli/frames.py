@@ -53,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", action="store_true",
                         help="print indices, timestamps and metadata as JSON (no sheet unless --out is given)")
     parser.add_argument("--backend", choices=BACKENDS, default="auto",
-                        help="decoder (default auto: decord first, PyAV as the fallback)")
+                        help="decoder (default auto: PyAV, decord as the fallback)")
     parser.add_argument("--seek", choices=SEEK_MODES, default="exact",
                         help="exact (the paper's indices, default) or keyframe (fast on long videos)")
     parser.add_argument("--max-seconds", type=float, default=VideoLimits().max_seconds, metavar="S",
