@@ -1,6 +1,8 @@
 """The app in a real browser: Playwright driving Debian's chromium (DESIGN section 7) uploads a clip,
 sees the streamed think text, the answer and the reward chart, then edits a completion in the
-Reward lab and sees the breakdown follow. Screenshots of both tabs are saved.
+Reward lab and sees the breakdown follow, then runs 2 GRPO steps and sees the live plots, the
+latest group and the evaluation, and hands the tuned policy to Reason. Screenshots of the three
+tabs are saved.
 
     .venv/bin/pytest tests/test_ui_browser.py -q                        # screenshots to a temp dir
     TINYR1_SCREENSHOTS=docs/screenshots .venv/bin/pytest tests/test_ui_browser.py -q   # refresh docs
@@ -107,3 +109,50 @@ def _examples(root: Path):
     from tinyr1.ui import find_examples
 
     return find_examples(root)
+
+
+def test_grpo_tab_trains_with_live_plots_and_hands_the_policy_to_reason(page, shots):
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="GRPO").click()
+    page.locator("#grpo-preset").get_by_label("tiny").check()
+    expect(page.locator("#grpo-max-new input")).to_have_value("96")  # the preset filled in its values
+    # A 2-step run small enough for a test: 4 world questions, 2 per step, G 4, 4 held-out questions.
+    for elem, value in {"grpo-world-n": 4, "grpo-steps": 2, "grpo-prompts": 2, "grpo-g": 4, "grpo-eval-n": 4}.items():
+        box = page.locator(f"#{elem} input[type=number], #{elem} input").first
+        box.fill(str(value))
+        box.press("Tab")
+    page.locator("#grpo-start").click()
+
+    status = page.locator("#grpo-status")
+    expect(status).to_contain_text("Done", timeout=60_000)
+    expect(status).to_contain_text("2 steps")
+    for plot in ("reward", "quality", "think"):  # drawn: a line per series, with its legend
+        expect(page.locator(f"#grpo-{plot}-plot canvas, #grpo-{plot}-plot svg").first).to_be_visible()
+    expect(page.locator("#grpo-reward-plot")).to_contain_text("accuracy")  # a legend entry: lines were drawn
+    expect(page.locator("#grpo-group-title")).to_contain_text("Step 2, latest group")
+    expect(page.locator("#grpo-group")).to_contain_text("advantage")
+    expect(page.locator("#grpo-eval")).to_contain_text("accuracy")
+    expect(page.locator("#grpo-run input")).to_have_value(re.compile(r"runs/\d{8}-\d{6}"))
+    page.screenshot(path=str(shots / "grpo.png"), full_page=True)
+
+    page.locator("#grpo-use").click()  # the tuned policy, selected in the Reason tab
+    expect(page.locator("#reason-policy input")).to_have_value(re.compile(r"runs/\d{8}-\d{6}"))
+    expect(page.locator("#tinyr1-banner")).to_contain_text("fine-tuned with GRPO")
+
+
+def test_grpo_stop_keeps_a_checkpoint_and_says_so(page):
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="GRPO").click()
+    page.locator("#grpo-eval-before input").uncheck()
+    box = page.locator("#grpo-steps input").first
+    box.fill("500")  # far more than the test waits for
+    box.press("Tab")
+    page.locator("#grpo-start").click()
+    status = page.locator("#grpo-status")
+    expect(status).to_contain_text(re.compile(r"Step ([3-9]|\d\d+)/500"), timeout=30_000)
+    page.locator("#grpo-stop").click()
+    expect(status).to_contain_text(re.compile(r"Stopped runs/\S+ after step \d+: checkpoint"), timeout=30_000)
+    page.wait_for_timeout(1_000)
+    expect(status).to_contain_text("Stopped", timeout=1)  # no later step has overwritten it

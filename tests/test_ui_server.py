@@ -52,7 +52,7 @@ def _results(outputs):
 
 def test_the_api_names_are_stable(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert {"/reason", "/reward"} <= set(endpoints)
+    assert {"/reason", "/reward", "/train", "/resume"} <= set(endpoints)
     names = [p["parameter_name"] for p in endpoints["/reason"]["parameters"]]
     assert names[:7] == ["video", "question", "option_a", "option_b", "option_c", "option_d", "answer"]
 
@@ -164,3 +164,76 @@ def test_an_upload_over_the_size_limit_is_refused_by_the_server(app):
     assert over.status_code == 413 and "size" in over.text
     under = httpx.post(url, files={"files": ("small.mp4", b"\0" * 1000, "video/mp4")}, timeout=60)
     assert under.status_code == 200  # and the next upload is taken
+
+
+# ------------------------------------------------------------------------------------- /train
+
+#: The smallest real GRPO run through the API: 4 world questions, 2 per step, G 2, 16 tokens.
+TRAIN_FAST = dict(data_source="world", world_n=4, preset="tiny", prompts_per_step=2, num_generations=2,
+                  max_new_tokens=16, eval_before=False, eval_n=0)
+TRAIN_JSON = 8  # /train's outputs: status, 4 plots, group title, group, evaluation, the update as JSON, run
+
+
+def _updates(outputs):
+    return [o[TRAIN_JSON] for o in outputs if isinstance(o[TRAIN_JSON], dict)]
+
+
+def test_train_yields_one_update_per_step_and_ends_with_the_tuned_policy(client, app, world_example):
+    job = client.submit(**TRAIN_FAST, steps=2, api_name="/train")
+    updates = _updates(list(job))
+    assert [u["step"] for u in updates if u["phase"] == "step"] == [1, 2]
+    final = updates[-1]
+    assert final["phase"] == "done" and final["done"] and final["error"] is None
+    assert {"reward", "accuracy", "format_rate", "think_chars"} <= set(final["metrics"])
+    label = final["run"]
+    assert (app.root / label / "final" / "config.json").is_file()
+    policy_dd, message = client.predict(run=label, api_name="/use_in_reason")
+    assert policy_dd["value"] == label and "selected" in message  # the Reason tab's dropdown selects it
+    assert label in [value for _, value in policy_dd["choices"]]
+    tried = client.predict(**world_example, policy=label, **SHORT, api_name="/reason")[RESULT]
+    assert tried["done"] and tried["error"] is None and tried["policy"] == label  # and Reason runs it
+
+
+def test_train_stops_when_cancelled_and_leaves_a_checkpoint(client, app):
+    job = client.submit(**TRAIN_FAST, steps=500, api_name="/train")
+    deadline = time.time() + 60
+    while len([u for u in _updates(job.outputs()) if u["phase"] == "step"]) < 2 and time.time() < deadline:
+        time.sleep(0.02)
+    job.cancel()
+    while not job.done() and time.time() < deadline:
+        time.sleep(0.05)
+    assert job.status().code.name == "CANCELLED"
+    steps = [u["step"] for u in _updates(job.outputs()) if u["phase"] == "step"]
+    assert len(steps) >= 2 and steps == list(range(1, len(steps) + 1)) and steps[-1] < 500
+    run = app.root / _updates(job.outputs())[-1]["run"]
+    # The server closes the run's generator: a checkpoint of the last completed step appears.
+    while not list((run / "checkpoints").glob("step-*/trainer_state.pt")) and time.time() < deadline:
+        time.sleep(0.05)
+    saved = [int(p.parent.name[5:]) for p in (run / "checkpoints").glob("step-*/trainer_state.pt")]
+    assert saved and steps[-1] <= max(saved) < 500
+    assert not (run / "final").exists()
+    resumed = client.predict(run=f"runs/{run.name}", steps=max(saved) + 1, api_name="/resume")[TRAIN_JSON]
+    assert resumed["phase"] == "done" and resumed["step"] == max(saved) + 1  # Resume continues it
+
+
+def test_a_bad_jsonl_gets_a_clear_message_and_the_server_keeps_serving(client, tmp_path):
+    bad = tmp_path / "mine.jsonl"
+    bad.write_text('{"video": "a.mp4", "question": "Which way?", "options": ["left", "right"], "answer": "E"}\n')
+    out = client.predict(**{**TRAIN_FAST, "data_source": "upload"}, dataset=handle_file(str(bad)), steps=1, api_name="/train")
+    update = out[TRAIN_JSON]
+    assert update["phase"] == "error" and update["done"] and out[0].startswith("⚠️")
+    assert "mine.jsonl line 1" in update["error"] and "'E'" in update["error"]
+    # The next upload, a good one (a JSONL naming clips/<id>.mp4 and the clips themselves), trains.
+    from tinyr1.world import write_split
+
+    jsonl = write_split("train", 4, tmp_path / "good", progress=False)
+    videos = [handle_file(str(p)) for p in sorted((tmp_path / "good" / "clips").glob("*.mp4"))]
+    good = client.predict(**{**TRAIN_FAST, "data_source": "upload"}, dataset=handle_file(str(jsonl)), videos=videos,
+                          steps=1, api_name="/train")[TRAIN_JSON]
+    assert good["phase"] == "done" and good["error"] is None
+
+
+def test_training_shares_the_model_queue(app):
+    for name in ("train", "resume"):
+        fn = next(fn for fn in app.demo.fns.values() if fn.api_name == name)
+        assert fn.concurrency_id == "model" and fn.concurrency_limit == 1

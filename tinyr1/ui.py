@@ -9,7 +9,10 @@ Layout of this file:
   numbers and return plain values / DataFrames, so tests call them directly.
 - ``Workbench``: the state one app holds (where to look, which policy is loaded) and the Reason
   generator, also gradio-free: it yields ``ReasonStep``s.
-- ``build_demo``: the Blocks. Its listeners are thin adapters over the two above.
+- GRPO: the runs folder (``runs/<YYYYmmdd-HHMMSS>/``), uploads checked into it, the plots' data,
+  and ``GRPORunner`` (gradio-free too): Start / Resume generators over ``tinyr1.grpo.train`` that
+  yield one ``TrainUpdate`` per step, Stop's checkpoint, the tuned policy handed to Reason.
+- ``build_demo``: the Blocks. Its listeners are thin adapters over the above.
 - ``launch_kwargs``: what ``demo.launch`` needs (theme and css go there in Gradio 6, the upload
   limit, no extra readable path).
 
@@ -17,10 +20,14 @@ Serving rules (DESIGN sections 8 and 9): every listener that runs the model shar
 ``concurrency_id`` (``"model"``) with concurrency 1, so one generation runs at a time and the
 rest wait in a bounded queue (``TINYR1_QUEUE_SIZE``, default 16) that turns people away when full
 instead of letting waits grow. Reason is a generator, so Stop (``cancels=``) interrupts it between
-two streamed updates. The API names are stable: ``/reason`` (streams), ``/reward``.
+two streamed updates. GRPO training shares that queue (``/train`` and ``/resume`` are generators
+too: Stop closes them, and closing the loop writes a checkpoint of the last completed step).
+The API names are stable: ``/reason`` (streams), ``/reward``, ``/train`` (streams one update per
+step), ``/resume`` (streams), ``/use_in_reason``.
 """
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import math
@@ -609,6 +616,699 @@ def zero_gpu(fn: Callable) -> Callable:
     return spaces.GPU(duration=GPU_SECONDS)(fn)
 
 
+# -------------------------------------------------------------------------------------- GRPO
+
+#: Where the GRPO tab writes its runs, under the app's root: runs/<YYYYmmdd-HHMMSS>/.
+RUNS_DIR = "runs"
+#: The file (in a run folder) that says how the app started the run, so Resume can rebuild it.
+RUN_FILE = "app.json"
+#: The per-step values the plots draw (also written to runs/<name>/plots.jsonl for Resume).
+PLOT_FILE = "plots.jsonl"
+#: Which series each live plot draws, each with a fixed colour (the same in every run, and the
+#: legend lists them all from the first step).
+PLOT_SERIES: dict[str, dict[str, str]] = {
+    "reward": {"reward": "#4f46e5", "format": "#0891b2", "length": "#d97706", "accuracy": "#16a34a"},
+    "quality": {"accuracy": "#16a34a", "format rate": "#0891b2"},
+    "think": {"think chars": "#d97706"},
+    "kl": {"kl": "#dc2626"},
+}
+DATA_SOURCES = {"world": "Synthetic world (train split)", "upload": "Upload a JSONL with its videos"}
+#: The most an uploaded zip may expand to (the server's upload limit bounds the zip, not what it
+#: expands to: a zip bomb stops here).
+MAX_UNZIPPED_BYTES = 2 << 30
+VIDEO_SUFFIXES = (".mp4", ".webm", ".mov", ".avi", ".mkv", ".m4v")
+#: Held-out share of an uploaded dataset (a seeded random pick, at most the eval size, never
+#: trained on); fewer rows than this minimum train on everything and skip evaluation.
+HELDOUT_SHARE, HELDOUT_MIN_ROWS = 0.2, 10
+TINY_PRESET_NOTE = (
+    "**paper**: the official recipe (G 8, temperature 1.0, 512 new tokens, lr 1e-6 with cosine decay, "
+    "β 0.01, one update per rollout). **tiny**: lr 1e-4 constant, β 0, 96 new tokens — the paper's lr 1e-6 "
+    "moves a policy of a few million parameters by nothing visible in minutes; the tiny preset is what the "
+    "embedded policy learns with on a CPU."
+)
+GROUP_COLUMNS = ["#", "completion", "answer", "right?", "format", "think", "reward", "advantage"]
+GROUP_WIDTHS = ["4%", "36%", "10%", "8%", "12%", "8%", "10%", "12%"]
+
+
+def grpo_defaults(preset_name: str = "paper") -> dict[str, Any]:
+    """The recipe fields the tab shows, as the preset sets them (``tinyr1.grpo.config``)."""
+    from tinyr1.grpo.config import PRESETS, GRPOConfig
+
+    c = GRPOConfig(**PRESETS[preset_name])
+    return dict(
+        num_generations=c.num_generations, temperature=c.temperature, max_new_tokens=c.max_new_tokens,
+        learning_rate=c.learning_rate, beta=c.beta, epsilon=c.epsilon, num_iterations=c.num_iterations,
+        loss_type=c.loss_type, reward=c.rewards[0], steps=c.steps, prompts_per_step=c.prompts_per_step, seed=c.seed,
+    )
+
+
+def grpo_config(preset_name: str = "paper", **fields: Any) -> Any:
+    """A validated ``GRPOConfig``: the preset, overridden by the tab's fields (numbers from the
+    UI arrive as floats: the integer fields are rounded). Raises ``GRPOConfigError``."""
+    from tinyr1.grpo.config import preset
+
+    ints = ("num_generations", "max_new_tokens", "num_iterations", "steps", "prompts_per_step", "seed")
+    overrides: dict[str, Any] = {}
+    for name, value in fields.items():
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        if name == "reward":
+            overrides["rewards"] = (str(value),)
+        elif name in ints:
+            overrides[name] = int(round(float(value)))
+        elif name == "loss_type":
+            overrides[name] = str(value)
+        else:
+            overrides[name] = float(value)
+    return preset(preset_name, **overrides)  # GRPOConfigError for an unknown preset or a bad value
+
+
+def reward_names() -> list[str]:
+    from tinyr1.rewards import REWARDS
+
+    return list(REWARDS)
+
+
+# -- runs on disk
+
+
+def new_run_dir(root: str | Path) -> Path:
+    """A fresh ``runs/<YYYYmmdd-HHMMSS>`` folder (``-2``, ``-3`` ... when two start in a second)."""
+    base = Path(root) / RUNS_DIR
+    base.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for k in range(1, 1000):
+        path = base / (stamp if k == 1 else f"{stamp}-{k}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"could not make a run folder under {base}")
+
+
+def run_label(run_dir: Path) -> str:
+    return f"{RUNS_DIR}/{Path(run_dir).name}"
+
+
+def run_dir_of(root: str | Path, label: str | None) -> Path:
+    """The folder behind a run label (``runs/<name>``); anything else is refused, so a label
+    typed into the API can never point outside the app's runs folder."""
+    name = (label or "").strip()
+    if name.startswith(RUNS_DIR + "/"):
+        name = name[len(RUNS_DIR) + 1 :]
+    base = (Path(root) / RUNS_DIR).resolve()
+    path = (base / name).resolve()
+    if not name or "/" in name or "\\" in name or path.parent != base or not (path / RUN_FILE).is_file():
+        known = ", ".join(list_runs(root)) or "none yet"
+        raise ValueError(f"no run {label!r} started from this app; runs: {known}")
+    return path
+
+
+def list_runs(root: str | Path) -> list[str]:
+    """Runs this app started (``runs/<name>`` with an app.json), newest first."""
+    base = Path(root) / RUNS_DIR
+    if not base.is_dir():
+        return []
+    return [run_label(p) for p in sorted(base.iterdir(), key=lambda p: p.name, reverse=True) if (p / RUN_FILE).is_file()]
+
+
+def run_choices(root: str | Path) -> list[tuple[str, str]]:
+    """(what the run dropdown shows, the run label): where each run stands."""
+    out = []
+    for label in list_runs(root):
+        path = Path(root) / label
+        try:
+            info = json.loads((path / RUN_FILE).read_text())
+            steps = int(info["config"]["steps"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        done = (path / "final" / "config.json").is_file()
+        step = _newest_step(path)
+        state = "finished" if done else f"step {step}/{steps}"
+        out.append((f"{label} · {state}", label))
+    return out
+
+
+def _newest_step(run_dir: Path) -> int:
+    """The step of the newest complete checkpoint of a run (0 when none). Read from the folder
+    names (checkpoints/step-NNNNNN with its trainer_state.pt), without importing torch."""
+    steps = [int(p.name[5:]) for p in (Path(run_dir) / "checkpoints").glob("step-*")
+             if p.name[5:].isdigit() and (p / "trainer_state.pt").is_file()]
+    return max(steps, default=0)
+
+
+# -- data
+
+
+def prepare_upload(jsonl: str | Path | None, videos: Sequence[str | Path] | None, folder: Path) -> list[Any]:
+    """The uploaded dataset, checked and copied into ``folder``: a JSONL (tinyr1.data format) and
+    its video files, or one .zip holding both. A row's video is looked up among the uploaded files
+    only, by file name (``clips/0001.mp4`` and ``/data/0001.mp4`` both find an upload named
+    ``0001.mp4``): no path on the server beyond the uploads is ever read.
+    Raises ``DatasetError`` with what to fix."""
+    from tinyr1.data import DatasetError, load_dataset
+
+    if not jsonl:
+        raise DatasetError("No dataset uploaded: choose a .jsonl file (and its videos), or a .zip holding both.")
+    folder.mkdir(parents=True, exist_ok=True)
+    source = Path(jsonl)
+    pool = folder / "videos"
+    pool.mkdir(exist_ok=True)
+    if source.suffix.lower() == ".zip":
+        unpacked = folder / "zip"
+        _unzip(source, unpacked)
+        found = sorted(p for p in unpacked.rglob("*.jsonl") if not p.name.startswith("."))
+        if len(found) != 1:
+            raise DatasetError(f"{source.name}: the zip must hold exactly one .jsonl file, found {len(found)}"
+                               + (f" ({', '.join(p.name for p in found)})" if found else ""))
+        table = found[0]
+        uploaded = [p for p in unpacked.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES]
+    else:
+        if source.suffix.lower() not in (".jsonl", ".json"):
+            raise DatasetError(f"{source.name}: expected a .jsonl file (one JSON object per line) or a .zip")
+        table = folder / source.name
+        shutil.copyfile(source, table)
+        uploaded = [Path(v) for v in (videos or [])]
+    by_name: dict[str, Path] = {}
+    for video in uploaded:
+        target = pool / video.name
+        if video.name in by_name:
+            raise DatasetError(f"two uploaded videos are named {video.name}: names must be unique (rows find videos by name)")
+        shutil.copyfile(video, target)
+        by_name[video.name] = target
+    try:
+        rows = load_dataset(table, check_files=False)
+    except DatasetError as exc:
+        # The message names the server's copy: name the file the person uploaded instead.
+        raise DatasetError(str(exc).replace(str(table), source.name if source.suffix.lower() != ".zip" else table.name),
+                           path=source.name, line=exc.line, field=exc.field) from None
+    resolved, missing = [], []
+    for i, row in enumerate(rows):
+        name = Path(row.video).name
+        if name in by_name:
+            resolved.append(dataclasses.replace(row, video=str(by_name[name])))
+        else:
+            missing.append(f"row {i + 1} ({row.id or row.question[:40]!r}): video {name!r} was not uploaded")
+    if missing:
+        have = ", ".join(sorted(by_name)[:8]) or "no videos"
+        shown = missing[:8] + ([f"... and {len(missing) - 8} more"] if len(missing) > 8 else [])
+        raise DatasetError("\n".join(shown) + f"\nUploaded: {have}. Upload every video the JSONL names (same file name).",
+                           path=source.name)
+    unanswered = [f"row {i + 1} ({r.id or r.question[:40]!r})" for i, r in enumerate(resolved) if not (r.answer or "").strip()]
+    if unanswered:
+        raise DatasetError(f"GRPO needs the right answer of every question; {len(unanswered)} rows have none: "
+                           + ", ".join(unanswered[:5]) + ("..." if len(unanswered) > 5 else ""), path=source.name)
+    return resolved
+
+
+def _unzip(archive: Path, out: Path) -> None:
+    import zipfile
+
+    from tinyr1.data import DatasetError
+
+    try:
+        with zipfile.ZipFile(archive) as z:
+            members = [m for m in z.infolist() if not m.is_dir()]
+            if sum(m.file_size for m in members) > MAX_UNZIPPED_BYTES:
+                raise DatasetError(f"{archive.name}: expands to more than {MAX_UNZIPPED_BYTES >> 30} GB")
+            root = out.resolve()
+            for m in members:
+                target = (root / m.filename).resolve()
+                if not target.is_relative_to(root) or m.filename.startswith("__MACOSX/"):
+                    continue  # an absolute or ../ name (zip slip), or macOS metadata: skipped
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with z.open(m) as src, open(target, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+    except zipfile.BadZipFile as exc:
+        raise DatasetError(f"{archive.name}: not a readable zip file ({exc})") from None
+
+
+def split_heldout(rows: Sequence[Any], n: int, seed: int = 0) -> tuple[list[Any], list[Any]]:
+    """(training rows, held-out rows): a seeded random ``HELDOUT_SHARE`` of the rows, at most
+    ``n``, is held out for evaluation and never trained on. Fewer than HELDOUT_MIN_ROWS rows: none."""
+    rows = list(rows)
+    if n < 1 or len(rows) < HELDOUT_MIN_ROWS:
+        return rows, []
+    k = max(1, min(int(n), int(len(rows) * HELDOUT_SHARE)))
+    held = set(np.random.default_rng(seed).permutation(len(rows))[:k].tolist())
+    return [r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held]
+
+
+# -- what the tab draws
+
+
+def step_values(metrics: dict[str, float], groups: Sequence[Any]) -> dict[str, float]:
+    """The plotted values of one step, keyed ``plot/series``. The reward's parts are the means
+    over the step's completions of what each part earned (a wrong answer then loses format +
+    length, so ``reward`` is not their sum)."""
+    bds = [b for g in groups for b in g.breakdowns]
+    n = max(len(bds), 1)
+    values = {
+        "reward/reward": metrics["reward"],
+        "reward/format": sum(b["format_reward"] - b["length_reward"] for b in bds) / n,
+        "reward/length": sum(b["length_reward"] for b in bds) / n,
+        "reward/accuracy": sum(b["accuracy_reward"] or 0.0 for b in bds) / n,
+        "quality/accuracy": metrics["accuracy"],
+        "quality/format rate": metrics["format_rate"],
+        "think/think chars": metrics["think_chars"],
+    }
+    if "kl" in metrics:
+        values["kl/kl"] = metrics["kl"]
+    return {k: float(v) for k, v in values.items()}
+
+
+def empty_plot() -> pd.DataFrame:
+    return pd.DataFrame({"step": pd.Series(dtype=int), "name": pd.Series(dtype=str), "value": pd.Series(dtype=float)})
+
+
+def plot_frames(history: Sequence[dict[str, Any]]) -> dict[str, pd.DataFrame]:
+    """Long-format DataFrames (step, name, value), one per plot, from the per-step values."""
+    out = {}
+    for plot, series in PLOT_SERIES.items():
+        rows = [(int(h["step"]), name, float(h[f"{plot}/{name}"])) for h in history for name in series if f"{plot}/{name}" in h]
+        out[plot] = pd.DataFrame(rows, columns=["step", "name", "value"]) if rows else empty_plot()
+    return out
+
+
+def empty_group() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=float if c in ("reward", "advantage") else str) for c in GROUP_COLUMNS})
+
+
+def group_table(group: Any) -> pd.DataFrame:
+    """One group's completions with what each earned and its advantage (the push it got)."""
+    rows = []
+    for i, (text, reward, adv, b) in enumerate(zip(group.completions, group.rewards, group.advantages, group.breakdowns)):
+        fmt = "ok" if b["format_ok"] else f"fails: {b['format_error']}"
+        right = "" if b["correct"] is None else ("✓" if b["correct"] else "✗")
+        said = b.get("answer_text") or ""
+        said = said if len(said) <= 40 else said[:39] + "…"  # the completion column shows all of it
+        rows.append([str(i + 1), text, said, right, fmt, str(b["think_chars"]), round(float(reward), 4), round(float(adv), 4)])
+    return pd.DataFrame(rows, columns=GROUP_COLUMNS) if rows else empty_group()
+
+
+def group_title(step: int, group: Any) -> str:
+    """What the latest group was asked (Markdown)."""
+    opts = " · ".join(f"{LETTERS[i]}. {o}" for i, o in enumerate(group.options))
+    rewards = np.asarray(group.rewards, dtype=float)
+    fam = f" ({group.family})" if group.family else ""
+    return (
+        f"**Step {step}, latest group** — question {group.id or group.index}{fam}: {group.question}"
+        + (f"  \n{opts}" if opts else "")
+        + f"  \nright answer **{group.answer}** · group reward {rewards.mean():+.3f} ± {rewards.std(ddof=1) if len(rewards) > 1 else 0.0:.3f}"
+        + " · the advantage is each reward's distance from the group mean in group stds (plus the paper's small noise)"
+    )
+
+
+EVAL_ROWS = [("accuracy", "accuracy", "{:.1%}"), ("format rate", "format_rate", "{:.1%}"),
+             ("think chars (mean)", "mean_think_chars", "{:.0f}"), ("reward (mean)", "mean_reward", "{:+.3f}"),
+             ("questions", "n", "{:d}")]
+
+
+def eval_table(before: dict[str, Any] | None, after: dict[str, Any] | None) -> pd.DataFrame:
+    """Before / after as text cells (``—`` where not run), then accuracy per question family."""
+    def cell(report: dict[str, Any] | None, key: str, fmt: str) -> str:
+        return "—" if not report or key not in report else fmt.format(report[key])
+
+    rows = [[name, cell(before, key, fmt), cell(after, key, fmt)] for name, key, fmt in EVAL_ROWS]
+    families = sorted(set((before or {}).get("per_family", {})) | set((after or {}).get("per_family", {})))
+    if len(families) > 1:
+        for fam in families:
+            rows.append([f"accuracy · {fam}", cell((before or {}).get("per_family", {}).get(fam), "accuracy", "{:.1%}"),
+                         cell((after or {}).get("per_family", {}).get(fam), "accuracy", "{:.1%}")])
+    return pd.DataFrame(rows, columns=["metric", "before", "after"])
+
+
+@dataclass
+class TrainUpdate:
+    """One streamed state of a GRPO run (what the tab shows at that moment). ``None`` fields
+    are unchanged since the last update."""
+
+    status: str
+    phase: str  # prepare | eval | step | done | error
+    run: str | None = None  # runs/<name>
+    step: int = 0
+    steps: int = 0
+    plots: dict[str, pd.DataFrame] | None = None
+    group: pd.DataFrame | None = None
+    group_title: str | None = None
+    evals: pd.DataFrame | None = None
+    result: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    new_run: bool = False  # the run folder was just made (the run dropdown learns it)
+
+
+class GRPORunner:
+    """The GRPO tab's work, gradio-free: prepare the data, load a fresh starting policy, run
+    ``tinyr1.grpo.train`` and turn its records into ``TrainUpdate``s; Resume; hand the tuned
+    policy to the Reason tab. Runs live in ``<root>/runs/<YYYYmmdd-HHMMSS>/``."""
+
+    def __init__(self, bench: Workbench) -> None:
+        self.bench = bench
+        self.root = bench.root
+        self._closing: dict[str, threading.Event] = {}  # run label -> set once its generator is closed
+
+    def default_start_policy(self) -> str | None:
+        """The policy GRPO starts from by default: the cold-start one (what the repository's own
+        GRPO run starts from), else the app's default."""
+        policies = self.bench.policies()
+        return next((label for label in policies if label.startswith("tiny-coldstart")), self.bench.default_policy())
+
+    def _load(self, path: str) -> Any:
+        # Always a fresh copy: the loop trains it in place, it is the KL reference's source, and
+        # Resume checks it is the run's starting policy. Never the Reason tab's cached one.
+        loader = self.bench._policy_loader
+        if loader is None:
+            from tinyr1.policy import load_policy as loader
+        return loader(path, quantization=None)
+
+    # -- Start
+    def start(
+        self,
+        *,
+        data_source: str = "world",
+        world_n: int = 64,
+        jsonl: str | None = None,
+        videos: Sequence[str] | None = None,
+        policy: str | None = None,
+        preset_name: str = "paper",
+        eval_before: bool = True,
+        eval_n: int = 32,
+        **fields: Any,
+    ) -> Iterator[TrainUpdate]:
+        """A new run: data, evaluation before (optional), one update per step, evaluation after."""
+        def fail(message: str, run: str | None = None) -> TrainUpdate:
+            return TrainUpdate(status=f"⚠️ {message}", phase="error", run=run, error=message,
+                               result={"phase": "error", "error": message, "run": run, "done": True})
+
+        from tinyr1.data import DatasetError, load_dataset, write_dataset
+        from tinyr1.grpo.config import GRPOConfigError
+
+        try:
+            config = grpo_config(preset_name, **fields)
+        except (GRPOConfigError, ValueError, TypeError) as exc:
+            yield fail(f"Bad GRPO settings: {exc}")
+            return
+        policies = self.bench.policies()
+        policy = policy or self.default_start_policy()
+        if policy not in policies:
+            yield fail(f"unknown policy {policy!r}; found on disk: {', '.join(policies) or 'none'}")
+            return
+        if data_source not in DATA_SOURCES:
+            yield fail(f"unknown data source {data_source!r}; choose one of {', '.join(DATA_SOURCES)}")
+            return
+        eval_n = max(0, int(eval_n or 0))
+        run_dir = new_run_dir(self.root)
+        label = run_label(run_dir)
+        data = run_dir / "data"
+        try:
+            if data_source == "world":
+                from tinyr1.world import write_split
+
+                n = int(world_n or 0)
+                if n < 1:
+                    raise DatasetError(f"the world split needs at least 1 question, got {n}")
+                yield TrainUpdate(status=f"Writing {n} synthetic-world clips (train split) under `{label}/data/`…",
+                                  phase="prepare", run=label, steps=config.steps, new_run=True,
+                                  plots=plot_frames([]), group=empty_group(), group_title="", evals=eval_table(None, None),
+                                  result={"phase": "prepare", "run": label, "done": False})
+                train_file = write_split("train", n, data / "train", progress=False)
+                eval_file = write_split("validation", eval_n, data / "validation", progress=False) if eval_n else None
+                rows, eval_rows = load_dataset(train_file), load_dataset(eval_file) if eval_file else []
+                eval_source = f"{len(eval_rows)} questions of the world's validation split"
+            else:
+                yield TrainUpdate(status="Checking the uploaded dataset…", phase="prepare", run=label, steps=config.steps,
+                                  new_run=True, plots=plot_frames([]), group=empty_group(), group_title="",
+                                  evals=eval_table(None, None), result={"phase": "prepare", "run": label, "done": False})
+                rows, eval_rows = split_heldout(prepare_upload(jsonl, videos, data / "upload"), eval_n, seed=0)
+                eval_source = (f"{len(eval_rows)} held-out rows of your upload (a seeded random {HELDOUT_SHARE:.0%}, not trained on)"
+                               if eval_rows else f"none: fewer than {HELDOUT_MIN_ROWS} rows to hold any out")
+                train_file = write_dataset(rows, data / "train.jsonl")
+                eval_file = write_dataset(eval_rows, data / "heldout.jsonl") if eval_rows else None
+        except (DatasetError, ValueError) as exc:
+            shutil.rmtree(run_dir, ignore_errors=True)  # nothing trained: leave no half run behind
+            kind = "dataset" if isinstance(exc, DatasetError) else "data"
+            yield fail(f"The {kind} cannot be used:\n```\n{exc}\n```")
+            return
+        info = {
+            "policy": {"label": policy, "path": policies[policy]},
+            "data": {"source": data_source, "train": str(train_file.relative_to(run_dir)), "rows": len(rows),
+                     "eval": str(eval_file.relative_to(run_dir)) if eval_file else None, "eval_source": eval_source},
+            "eval": {"temperature": 0.0, "max_new_tokens": config.max_new_tokens, "seed": 0, "num_frames": config.num_frames},
+            "preset": preset_name,
+            "config": config.to_dict(),
+            "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }
+        (run_dir / RUN_FILE).write_text(json.dumps(info, indent=2) + "\n")
+        yield from self._run(run_dir, info, config, rows, eval_rows, eval_before=bool(eval_before), resume=False)
+
+    # -- Resume
+    def resume(self, run: str | None = None, steps: int | None = None) -> Iterator[TrainUpdate]:
+        """Continue ``run`` (default: the newest) from its newest checkpoint, with its own settings
+        and data and a freshly loaded starting policy, up to ``steps`` (default: the run's own;
+        more extends it, and a decaying learning rate then follows the longer schedule)."""
+        from tinyr1.data import load_dataset
+        from tinyr1.grpo.config import GRPOConfig
+
+        try:
+            run = run or next(iter(list_runs(self.root)), None)
+            if run is None:
+                raise ValueError("no run to resume: press Start first")
+            run_dir = run_dir_of(self.root, run)
+            info = json.loads((run_dir / RUN_FILE).read_text())
+            config = GRPOConfig.from_dict(info["config"])
+            if steps:
+                config = config.replace(steps=int(steps))
+            rows = load_dataset(run_dir / info["data"]["train"])
+            eval_rows = load_dataset(run_dir / info["data"]["eval"]) if info["data"].get("eval") else []
+        except (ValueError, KeyError, OSError) as exc:
+            message = f"Cannot resume: {exc}"
+            yield TrainUpdate(status=f"⚠️ {message}", phase="error", error=message, run=run,
+                              result={"phase": "error", "error": message, "run": run, "done": True})
+            return
+        done_at = _newest_step(run_dir)
+        if done_at >= config.steps:
+            label = run_label(run_dir)
+            finished = (run_dir / "final" / "config.json").is_file()
+            where = f"has finished its {done_at} steps; its tuned policy is `{label}/final`" if finished else f"is at step {done_at}"
+            yield TrainUpdate(
+                status=f"`{label}` {where}. To train it further, set **Steps** above {done_at} and press **Resume**.",
+                phase="done", run=label, step=done_at, steps=config.steps,
+                result={"phase": "done", "run": label, "step": done_at, "steps": config.steps, "done": True,
+                        "error": None, "final": str(run_dir / "final")})
+            return
+        yield from self._run(run_dir, info, config, rows, eval_rows, eval_before=False, resume=True)
+
+    # -- the run itself
+    def _run(self, run_dir: Path, info: dict[str, Any], config: Any, rows: list[Any], eval_rows: list[Any],
+             *, eval_before: bool, resume: bool) -> Iterator[TrainUpdate]:
+        from tinyr1.grpo import train
+        from tinyr1.grpo.config import GRPOConfigError
+
+        label = run_label(run_dir)
+        steps = config.steps
+        result: dict[str, Any] = {"phase": "prepare", "run": label, "step": 0, "steps": steps, "done": False,
+                                  "error": None, "final": None}
+        evals_path = run_dir / "eval.json"
+        evals: dict[str, Any] = json.loads(evals_path.read_text()) if evals_path.is_file() else {}
+        start_step = _newest_step(run_dir) if resume else 0
+        history = _read_history(run_dir / PLOT_FILE, start_step)
+
+        def update(status: str, phase: str, **kw: Any) -> TrainUpdate:
+            result.update(phase=phase, **{k: v for k, v in kw.items() if k in ("step", "metrics", "error", "final", "done")})
+            result.update(eval_before=evals.get("eval_before"), eval_after=evals.get("eval_after"))
+            return TrainUpdate(status=status, phase=phase, run=label, step=result["step"], steps=steps, result=dict(result),
+                               error=result.get("error"), new_run=kw.get("new_run", False), plots=kw.get("plots"),
+                               group=kw.get("group"), group_title=kw.get("group_title"), evals=kw.get("evals"))
+
+        def fail(message: str) -> TrainUpdate:
+            return update(f"⚠️ {message}", "error", error=message, done=True)
+
+        policy_info = info["policy"]
+        what = "Resuming" if resume else "Loading"
+        held_out = info["data"].get("eval_source") or "none"
+        yield update(f"{what} **{policy_info['label']}** for `{label}` ({len(rows)} training questions; held out for "
+                     f"evaluation: {held_out})…", "prepare", new_run=resume,
+                     plots=plot_frames(history), group=empty_group(), group_title="",
+                     evals=eval_table(evals.get("eval_before"), evals.get("eval_after")))
+        try:
+            policy = self._load(policy_info["path"])
+        except Exception as exc:
+            yield fail(f"Could not load policy {policy_info['label']!r}: {exc}")
+            return
+        eval_settings = self._eval_settings(info)
+
+        if eval_before and eval_rows:
+            yield update(f"Evaluating the starting policy on {len(eval_rows)} held-out questions (greedy)…", "eval")
+            try:
+                evals["eval_before"] = self._evaluate(policy, eval_rows, eval_settings)
+            except Exception as exc:
+                traceback.print_exc()
+                yield fail(f"Evaluation failed: {type(exc).__name__}: {exc}")
+                return
+            evals_path.write_text(json.dumps(evals, indent=2) + "\n")
+            yield update(f"Before training: accuracy {evals['eval_before']['accuracy']:.1%} on {len(eval_rows)} held-out questions. "
+                         "Starting GRPO…", "eval", evals=eval_table(evals.get("eval_before"), None))
+
+        closing = threading.Event()
+        self._closing[label] = closing
+        started = time.perf_counter()
+        gen = None
+        stopped = True
+        try:
+            try:
+                gen = train(config, policy, rows, run_dir, resume=resume)
+            except (GRPOConfigError, ValueError) as exc:
+                yield fail(str(exc))
+                stopped = False
+                return
+            first = True
+            plot_file = run_dir / PLOT_FILE
+            _truncate_history(plot_file, start_step)
+            try:
+                for record in gen:
+                    values = {"step": record.step, **step_values(record.metrics, record.groups)}
+                    history.append(values)
+                    with open(plot_file, "a") as f:
+                        f.write(json.dumps(values) + "\n")
+                    m = record.metrics
+                    pace = (time.perf_counter() - started) / max(1, record.step - start_step)
+                    if first and resume and start_step:
+                        note = f" (resumed from the checkpoint of step {start_step})"
+                    else:
+                        note = ""
+                    first = False
+                    kl = f" · KL {m['kl']:.4f}" if "kl" in m else " · no KL (β = 0)"
+                    group = record.groups[-1] if record.groups else None
+                    yield update(
+                        f"**Step {record.step}/{steps}**{note} · reward {m['reward']:+.3f} · accuracy {m['accuracy']:.0%} · "
+                        f"format {m['format_rate']:.0%} · think {m['think_chars']:.0f} chars{kl} · {pace:.2f} s/step. "
+                        "Stop keeps a checkpoint of the last step; Resume continues it.",
+                        "step", step=record.step, metrics={k: round(float(v), 6) for k, v in m.items()},
+                        plots=plot_frames(history),
+                        group=group_table(group) if group else None,
+                        group_title=group_title(record.step, group) if group else None,
+                    )
+            except (GRPOConfigError, ValueError) as exc:  # resume refused (other settings, data or policy)
+                yield fail(str(exc))
+                stopped = False
+                return
+            stopped = False
+        except GeneratorExit:
+            raise
+        except Exception as exc:
+            traceback.print_exc()
+            stopped = False
+            yield fail(f"Training failed: {type(exc).__name__}: {exc}")
+            return
+        finally:
+            if stopped and gen is not None:
+                # Stop (gradio closes this generator): closing the loop writes a checkpoint of the
+                # last completed step. In a thread: gradio closes generators on its event loop, and
+                # saving a large policy there would freeze every other request meanwhile.
+                threading.Thread(target=_close_and_signal, args=(gen, closing), name=f"close-{label}").start()
+            else:
+                if gen is not None:
+                    gen.close()
+                closing.set()
+
+        seconds = time.perf_counter() - started
+        final = run_dir / "final"
+        if eval_rows:
+            yield update(f"Trained {steps} steps in {seconds:.0f} s. Evaluating the tuned policy on {len(eval_rows)} held-out questions…",
+                         "eval", final=str(final))
+            try:
+                evals["eval_after"] = self._evaluate(policy, eval_rows, eval_settings)
+                evals_path.write_text(json.dumps(evals, indent=2) + "\n")
+            except Exception as exc:
+                traceback.print_exc()
+                yield fail(f"Evaluation after training failed: {type(exc).__name__}: {exc}")
+                return
+        before, after = evals.get("eval_before"), evals.get("eval_after")
+        verdict = ""
+        if after:
+            verdict = f" Held-out accuracy {after['accuracy']:.1%}" + (f" (was {before['accuracy']:.1%})." if before else ".")
+        yield update(f"**Done**: {steps} steps in {seconds:.0f} s.{verdict} The tuned policy is `{label}/final`: "
+                     "press **Use in Reason** to try it.", "done", final=str(final), done=True,
+                     evals=eval_table(before, after))
+
+    @staticmethod
+    def _eval_settings(info: dict[str, Any]) -> Any:
+        from tinyr1.policy import GenerationSettings
+
+        e = info["eval"]
+        return GenerationSettings(max_new_tokens=int(e["max_new_tokens"]), temperature=float(e["temperature"]),
+                                  seed=int(e["seed"]), num_frames=e.get("num_frames"))
+
+    @staticmethod
+    def _evaluate(policy: Any, rows: list[Any], settings: Any) -> dict[str, Any]:
+        from tinyr1.evaluate import evaluate
+
+        report = evaluate(policy, rows, settings, batch_size=16)
+        report.pop("records", None)
+        return report
+
+    # -- Stop and the Reason tab
+    def wait_closed(self, run: str | None, timeout: float = 120.0) -> str:
+        """After Stop: wait until the run's generator is closed (its checkpoint written) and say
+        where the run stands."""
+        event = self._closing.get(run or "")
+        if event is None:
+            return "Nothing is training." if not run else f"`{run}` is not training in this app."
+        if not event.wait(timeout):
+            return f"Stopping `{run}`: the current step is still finishing; its checkpoint follows."
+        run_dir = self.root / run
+        step = _newest_step(run_dir)
+        if (run_dir / "final" / "config.json").is_file():
+            return f"`{run}` had finished: its tuned policy is `{run}/final`."
+        return (f"**Stopped** `{run}` after step {step}: checkpoint `{run}/checkpoints/step-{step:06d}` written. "
+                "**Resume** continues from it.")
+
+    def use_in_reason(self, run: str | None) -> tuple[str | None, str]:
+        """(the Reason tab's policy label of ``run``'s tuned policy, a message)."""
+        try:
+            run_dir = run_dir_of(self.root, run or next(iter(list_runs(self.root)), None))
+        except ValueError as exc:
+            return None, f"⚠️ {exc}"
+        label = run_label(run_dir)
+        if label not in self.bench.policies():
+            step = _newest_step(run_dir)
+            return None, (f"⚠️ `{label}` has no tuned policy yet (stopped at step {step}): press **Resume** to finish it; "
+                          "the policy is written at the end of the run.")
+        return label, f"`{label}/final` is now selected in the **Reason** tab."
+
+
+def _close_and_signal(gen: Any, event: threading.Event) -> None:
+    try:
+        gen.close()
+    except Exception:
+        traceback.print_exc()
+    finally:
+        event.set()
+
+
+def _read_history(path: Path, upto: int) -> list[dict[str, Any]]:
+    """The plotted values of steps 1..upto written by an earlier part of the run."""
+    if upto < 1 or not path.is_file():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            values = json.loads(line)
+        except ValueError:
+            continue
+        if 1 <= int(values.get("step", 0)) <= upto:
+            out.append(values)
+    return out
+
+
+def _truncate_history(path: Path, upto: int) -> None:
+    """Keep only steps up to the checkpoint resumed from (later ones are redone), as the loop
+    does with its own logs."""
+    kept = _read_history(path, upto)
+    path.write_text("".join(json.dumps(v) + "\n" for v in kept))
+
+
 # ------------------------------------------------------------------------------------ the Blocks
 
 
@@ -690,7 +1390,7 @@ def build_demo(root: str | Path, *, workbench: Workbench | None = None) -> gr.Bl
             "writing `<think>…</think><answer>…</answer>`. **Reason**: run a policy on a clip and watch its "
             "reward. **Reward lab**: see how the paper scores any completion. **GRPO**: fine-tune."
         )
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             with gr.Tab("Reason", id="reason"):
                 banner = gr.Markdown(bench.banner(default_policy), elem_id="tinyr1-banner")
                 with gr.Row():
@@ -827,22 +1527,236 @@ def build_demo(root: str | Path, *, workbench: Workbench | None = None) -> gr.Bl
                 )
 
             with gr.Tab("GRPO", id="grpo"):
-                _grpo_tab(bench, policy_dd)
+                _grpo_tab(bench, policy_dd, tabs)
 
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=1)
     return demo
 
 
-def _grpo_tab(bench: Workbench, policy_dd: gr.Dropdown) -> None:
-    """The GRPO tab. Filled when ``tinyr1.grpo`` exposes its training generator; until then it
-    says so rather than offering a trainer that does not exist."""
+def _grpo_tab(bench: Workbench, policy_dd: gr.Dropdown, tabs: gr.Tabs) -> None:
+    """The GRPO tab: data, policy and recipe, evaluation; Start / Stop / Resume; live plots, the
+    latest group's completions, evaluation before and after; the tuned policy into Reason."""
+    runner = GRPORunner(bench)
+    d = grpo_defaults("paper")
+    runs = run_choices(bench.root)
     gr.Markdown(
-        "### GRPO fine-tuning\n"
-        "Training arrives with the GRPO module (`tinyr1.grpo`): a synthetic-world split or your own "
-        "JSONL, the paper's recipe, live reward curves and rollouts, Start / Stop / Resume, and the "
-        "tuned policy selectable in the Reason tab. Until then, `tinyr1 train --help` on the command line.",
-        elem_id="grpo-note",
+        "GRPO fine-tunes a policy on questions with known answers: for each question it samples **G** answers, "
+        "scores each with the reward, and pushes the policy towards the answers that beat their group's average. "
+        "Each run is saved under `runs/<time>/` (metrics, rollouts, checkpoints, `final/`); **Stop** keeps a "
+        "checkpoint of the last step and **Resume** continues it.",
+        elem_id="grpo-intro",
     )
+    with gr.Row():
+        with gr.Column(scale=4, min_width=340):
+            with gr.Accordion("1 · Data", open=True):
+                source = gr.Radio(
+                    choices=[(text, key) for key, text in DATA_SOURCES.items()], value="world", label="Training questions",
+                    elem_id="grpo-source",
+                )
+                world_n = gr.Slider(
+                    1, 2000, value=64, step=1, label="Questions from the world's train split",
+                    info="clips of coloured shapes, written under the run folder", elem_id="grpo-world-n",
+                )
+                with gr.Column(visible=False) as upload_box:
+                    jsonl = gr.File(
+                        label="Dataset: a .jsonl (video, question, options, answer per line) or a .zip with it and its videos",
+                        file_types=[".jsonl", ".zip"], elem_id="grpo-jsonl", height=110,
+                    )
+                    videos = gr.File(
+                        label="Its videos (rows find them by file name)", file_count="multiple", file_types=["video"],
+                        elem_id="grpo-videos", height=110,
+                    )
+            with gr.Accordion("2 · Policy and recipe", open=True):
+                with gr.Row():
+                    start_policy = gr.Dropdown(
+                        choices=list(bench.policies()), value=runner.default_start_policy(), label="Starting policy",
+                        elem_id="grpo-policy", scale=4,
+                    )
+                    rescan = gr.Button("↻", scale=0, size="sm", min_width=40)
+                preset_radio = gr.Radio(["paper", "tiny"], value="paper", label="Preset", elem_id="grpo-preset")
+                gr.Markdown(TINY_PRESET_NOTE, elem_id="grpo-preset-note")
+                with gr.Row():
+                    steps = gr.Number(value=d["steps"], precision=0, minimum=1, label="Steps", elem_id="grpo-steps", min_width=100)
+                    prompts = gr.Number(value=d["prompts_per_step"], precision=0, minimum=1, label="Questions per step", elem_id="grpo-prompts", min_width=100)
+                    group_size = gr.Number(value=d["num_generations"], precision=0, minimum=2, label="G (answers per question)", elem_id="grpo-g", min_width=100)
+                with gr.Row():
+                    temperature = gr.Number(value=d["temperature"], minimum=0.01, step=0.1, label="Temperature", elem_id="grpo-temperature", min_width=100)
+                    max_new = gr.Number(value=d["max_new_tokens"], precision=0, minimum=1, label="Max new tokens", elem_id="grpo-max-new", min_width=100)
+                    lr = gr.Number(value=d["learning_rate"], minimum=0, step=1e-6, label="Learning rate", elem_id="grpo-lr", min_width=100)
+                with gr.Row():
+                    beta = gr.Number(value=d["beta"], minimum=0, step=0.01, label="β (KL weight)", elem_id="grpo-beta", min_width=100)
+                    iterations = gr.Number(value=d["num_iterations"], precision=0, minimum=1, label="Updates per rollout", elem_id="grpo-iterations", min_width=100)
+                    epsilon = gr.Number(value=d["epsilon"], minimum=0.01, step=0.05, label="Clip ε (if updates > 1)", elem_id="grpo-epsilon", min_width=100)
+                with gr.Row():
+                    loss_type = gr.Dropdown(["grpo", "dr_grpo", "dapo"], value=d["loss_type"], label="Loss", elem_id="grpo-loss", min_width=100)
+                    reward = gr.Dropdown(reward_names(), value=d["reward"], label="Reward", elem_id="grpo-reward", min_width=100)
+                    seed = gr.Number(value=d["seed"], precision=0, label="Seed", elem_id="grpo-seed", min_width=100)
+            with gr.Accordion("3 · Evaluation", open=True):
+                with gr.Row():
+                    eval_before = gr.Checkbox(value=True, label="Evaluate the starting policy first", elem_id="grpo-eval-before")
+                    eval_n = gr.Number(value=32, precision=0, minimum=0, label="Held-out questions (0 = none)", elem_id="grpo-eval-n", min_width=100)
+                gr.Markdown(
+                    "Greedy answers (temperature 0, the run's max new tokens, seed 0) to questions never trained on: "
+                    f"the world's validation split, or a seeded random {HELDOUT_SHARE:.0%} of an upload. "
+                    "After training runs when the run completes.",
+                    elem_id="grpo-eval-note",
+                )
+        with gr.Column(scale=7):
+            with gr.Row(equal_height=False):
+                start = gr.Button("Start", variant="primary", elem_id="grpo-start", scale=1, min_width=90)
+                stop = gr.Button("Stop", variant="stop", elem_id="grpo-stop", scale=1, min_width=90)
+                resume = gr.Button("Resume", elem_id="grpo-resume", scale=1, min_width=90)
+                run_dd = gr.Dropdown(
+                    choices=runs, value=runs[0][1] if runs else None, label="Run", elem_id="grpo-run", scale=3,
+                    allow_custom_value=True,  # runs appear while the app serves; run_dir_of checks the label
+                    info="Resume continues it up to Steps; Use in Reason selects its tuned policy there",
+                )
+            status = gr.Markdown("Choose the data and the recipe on the left, then press **Start**.", elem_id="grpo-status")
+            # value=None at first, not an empty DataFrame: gradio 6.31 never draws a line in a
+            # LinePlot with a colour column whose first data was empty (an empty update later is fine).
+            plot_args = dict(x="step", y="value", color="name", color_title=" ", height=230, x_title="step", min_width=280)
+            with gr.Row():
+                reward_plot = gr.LinePlot(
+                    value=None, title="Reward and the parts it earned (mean)", y_title="reward",
+                    color_map=PLOT_SERIES["reward"], y_lim=[-2.2, 2.2], elem_id="grpo-reward-plot", **plot_args,
+                )
+                quality_plot = gr.LinePlot(
+                    value=None, title="Accuracy and format rate", y_title="share", y_lim=[-0.05, 1.05],
+                    color_map=PLOT_SERIES["quality"], elem_id="grpo-quality-plot", **plot_args,
+                )
+            with gr.Row():
+                think_plot = gr.LinePlot(
+                    value=None, title="Think length (characters, mean)", y_title="characters",
+                    color_map=PLOT_SERIES["think"], elem_id="grpo-think-plot", **plot_args,
+                )
+                kl_plot = gr.LinePlot(
+                    value=None, title="KL to the starting policy (only when β > 0)", y_title="KL per token",
+                    color_map=PLOT_SERIES["kl"], elem_id="grpo-kl-plot", **plot_args,
+                )
+            group_md = gr.Markdown("", elem_id="grpo-group-title")
+            group_df = gr.Dataframe(
+                value=empty_group(), label="The latest group's completions: what each earned and its advantage",
+                interactive=False, wrap=True, column_widths=GROUP_WIDTHS, max_height=420, elem_id="grpo-group",
+            )
+            evals_df = gr.Dataframe(
+                value=eval_table(None, None), label="Held-out evaluation: before and after training", interactive=False,
+                elem_id="grpo-eval",
+            )
+            with gr.Row(equal_height=True):
+                use = gr.Button("Use in Reason →", variant="secondary", elem_id="grpo-use", scale=1)
+                use_msg = gr.Markdown("", elem_id="grpo-use-status")
+            with gr.Accordion("Last update as JSON (what /train streams)", open=False):
+                result = gr.JSON(label="Update", elem_id="grpo-json")
+
+    outputs = [status, reward_plot, quality_plot, think_plot, kl_plot, group_md, group_df, evals_df, result, run_dd]
+
+    def show(update: TrainUpdate) -> tuple:
+        if update.error:
+            gr.Warning(update.error.split("\n")[0].strip(":"))
+        plots = update.plots
+        keep = gr.skip()
+        refresh = update.new_run or update.phase in ("done", "error") and update.run
+        return (
+            update.status,
+            # An empty plot is sent as None: a LinePlot whose first data is empty never draws a line.
+            *((None if plots[k].empty else plots[k]) if plots else keep for k in ("reward", "quality", "think")),
+            # The KL plot shows only when there is a KL (β > 0: the paper preset; the tiny one has none).
+            (gr.update(value=None if plots["kl"].empty else plots["kl"], visible=not plots["kl"].empty or update.phase == "prepare")
+             if plots else keep),
+            update.group_title if update.group_title is not None else keep,
+            update.group if update.group is not None else keep,
+            update.evals if update.evals is not None else keep,
+            update.result,
+            gr.update(choices=run_choices(bench.root), value=update.run) if refresh else keep,
+        )
+
+    def train_handler(
+        data_source: str = "world",
+        world_n: float = 64,
+        dataset: str | None = None,
+        videos: list[str] | None = None,
+        policy: str | None = None,
+        preset: str = "paper",
+        steps: float = d["steps"],
+        prompts_per_step: float = d["prompts_per_step"],
+        num_generations: float = d["num_generations"],
+        temperature: float = d["temperature"],
+        max_new_tokens: float = d["max_new_tokens"],
+        learning_rate: float = d["learning_rate"],
+        beta: float = d["beta"],
+        num_iterations: float = d["num_iterations"],
+        epsilon: float = d["epsilon"],
+        loss_type: str = d["loss_type"],
+        reward: str = d["reward"],
+        seed: float = d["seed"],
+        eval_before: bool = True,
+        eval_n: float = 32,
+    ) -> Iterator[tuple]:
+        """Start a GRPO run and stream one update per step. data_source "world" (world_n questions
+        of the synthetic world's train split) or "upload" (dataset: a .jsonl or .zip; videos: its
+        video files). Outputs: status, four plots (long format: step, name, value), the latest
+        group's title and completions, the evaluation table, the update as JSON (phase
+        prepare/eval/step/done/error, run, step, steps, metrics, done, error, final,
+        eval_before, eval_after) and the run dropdown."""
+        fields = dict(steps=steps, prompts_per_step=prompts_per_step, num_generations=num_generations,
+                      temperature=temperature, max_new_tokens=max_new_tokens, learning_rate=learning_rate, beta=beta,
+                      num_iterations=num_iterations, epsilon=epsilon, loss_type=loss_type, reward=reward, seed=seed)
+        for update in runner.start(data_source=data_source, world_n=int(world_n or 0), jsonl=dataset, videos=videos,
+                                   policy=policy, preset_name=preset, eval_before=eval_before, eval_n=int(eval_n or 0), **fields):
+            yield show(update)
+
+    def resume_handler(run: str | None = None, steps: float | None = None) -> Iterator[tuple]:
+        """Continue a run (default: the newest) from its last checkpoint with a freshly loaded
+        starting policy, up to steps (empty: the run's own). Same outputs as /train."""
+        for update in runner.resume(run, int(steps) if steps else None):
+            yield show(update)
+
+    recipe = [steps, prompts, group_size, temperature, max_new, lr, beta, iterations, epsilon, loss_type, reward, seed]
+    train_event = start.click(
+        train_handler,
+        inputs=[source, world_n, jsonl, videos, start_policy, preset_radio, *recipe, eval_before, eval_n],
+        outputs=outputs, api_name="train", concurrency_id="model", concurrency_limit=1,
+    )
+    resume_event = resume.click(
+        resume_handler, inputs=[run_dd, steps], outputs=outputs, api_name="resume",
+        concurrency_id="model", concurrency_limit=1,
+    )
+
+    def stopped(run: str | None) -> str:
+        return runner.wait_closed(run)
+
+    # Cancel first, then wait for the checkpoint in a follow-up: a Stop function that waited
+    # itself would hold back the browser's cancel request, which is sent after it returns.
+    stop.click(None, cancels=[train_event, resume_event]).then(
+        stopped, inputs=run_dd, outputs=status, queue=False, api_visibility="private")
+
+    def use_in_reason(run: str | None):
+        label, message = runner.use_in_reason(run)
+        if label is None:
+            return gr.skip(), message, gr.skip()
+        return gr.update(choices=list(bench.policies()), value=label), message, gr.Tabs(selected="reason")
+
+    use.click(use_in_reason, inputs=run_dd, outputs=[policy_dd, use_msg, tabs], api_name="use_in_reason", queue=False)
+
+    def choose_source(kind: str):
+        return gr.update(visible=kind == "world"), gr.update(visible=kind == "upload")
+
+    source.change(choose_source, inputs=source, outputs=[world_n, upload_box], api_visibility="private", queue=False)
+
+    preset_fields = [group_size, temperature, max_new, lr, beta, iterations, epsilon, loss_type, reward]
+    preset_keys = ["num_generations", "temperature", "max_new_tokens", "learning_rate", "beta", "num_iterations", "epsilon", "loss_type", "reward"]
+
+    def apply_preset(name: str):
+        values = grpo_defaults(name)
+        return [gr.update(value=values[k]) for k in preset_keys]
+
+    preset_radio.change(apply_preset, inputs=preset_radio, outputs=preset_fields, api_visibility="private", queue=False)
+
+    def rescan_policies(current: str | None):
+        found = bench.policies()
+        return gr.update(choices=list(found), value=current if current in found else runner.default_start_policy())
+
+    rescan.click(rescan_policies, inputs=start_policy, outputs=start_policy, api_visibility="private", queue=False)
 
 
 def launch_kwargs(root: str | Path | None = None) -> dict[str, Any]:
