@@ -1,5 +1,7 @@
 """The app's handlers called as plain functions (no server): what the Reason tab streams, what the
-Reward lab shows, which policies and examples are found on disk, and the Spaces requirements file.
+Reward lab shows, which policies the pickers offer (tinyr1.registry's, then the folders on disk) and
+what the app says about the others, the examples found on disk, and the Spaces requirements file.
+Never touches the network: the registry tests refuse any connection (one test lets a fake hub answer).
 
     .venv/bin/pytest tests/test_ui_handlers.py -q
 
@@ -8,8 +10,11 @@ only the Stop test uses a scripted policy, to see that stopping closes the polic
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import shutil
+import socket
 import tomllib
 from pathlib import Path
 
@@ -33,7 +38,7 @@ from tinyr1.ui import (
     reward_table,
 )
 
-from ui_support import ROOT, bad_uploads, make_root
+from ui_support import ROOT, bad_uploads, make_root, no_downloaded_models, tiny_policy_dir, write_clip
 
 # ------------------------------------------------------------------------------ policies on disk
 
@@ -293,8 +298,12 @@ def test_readme_front_matter_is_a_gradio_space_on_the_pinned_version():
 
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory):
-    """A workbench on a root with the real tiny random policy and real world clips."""
-    return Workbench(make_root(tmp_path_factory.mktemp("root"), world_examples=1, bare_clip=True))
+    """A workbench on a root with the real tiny random policy and real world clips (the registry
+    listed once, seeing no downloaded checkpoint: the default is the root's tiny policy)."""
+    wb = Workbench(make_root(tmp_path_factory.mktemp("root"), world_examples=1, bare_clip=True))
+    with no_downloaded_models():
+        wb.registry_entries()
+    return wb
 
 
 @pytest.fixture(scope="module")
@@ -412,3 +421,196 @@ def test_zero_gpu_wraps_only_when_spaces_is_importable(monkeypatch):
     fake.GPU = lambda duration: (asked.append(duration), lambda fn: ("wrapped", fn))[1]
     monkeypatch.setitem(sys.modules, "spaces", fake)  # on a Space
     assert zero_gpu(handler) == ("wrapped", handler) and asked == [GPU_SECONDS]
+
+
+# ------------------------------------------------------------------------ the registry's picker
+OFFICIAL = ROOT / "tests" / "fixtures" / "official_tiny" / "checkpoint"  # official layout, tiny random weights
+OFFICIAL_ID = "Zhang199/TinyLLaVA-Video-R1"
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """HF_HUB_OFFLINE=1, no $TINYR1_POLICY, an empty models folder and HF cache; every connection
+    attempt is recorded (and fails)."""
+    from huggingface_hub import constants
+
+    from tinyr1 import registry
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("TINYR1_POLICY", raising=False)
+    monkeypatch.setenv("TINYR1_MODELS", str(tmp_path / "models"))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setattr(registry, "_probe_result", None)
+    attempts: list[tuple] = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(args)
+        raise OSError("no network in tests")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    return attempts
+
+
+def _root_with_coldstart(base: Path) -> Path:
+    """A root holding one registry policy (tiny-coldstart: a real tiny random policy), a folder that
+    is not in the registry, and a finished GRPO run."""
+    root = make_root(base / "root", world_examples=0, bare_clip=False, policy=False)
+    shutil.copytree(tiny_policy_dir(), root / "assets" / "policies" / "tiny-coldstart")
+    shutil.copytree(tiny_policy_dir(), root / "assets" / "policies" / "alpha")
+    (root / "runs" / "r1" / "final").mkdir(parents=True)
+    (root / "runs" / "r1" / "final" / "config.json").write_text("{}")
+    return root
+
+
+def test_picker_lists_the_registrys_available_policies_then_folders_then_runs(tmp_path, offline, monkeypatch):
+    from tinyr1 import registry
+    from tinyr1.ui import GRPORunner
+
+    root = _root_with_coldstart(tmp_path)
+    wb = Workbench(root)
+    options = wb.policy_options()
+    assert list(options) == ["tiny-coldstart", "alpha", "runs/r1"]  # tiny-grpo is not in this root
+    cold = options["tiny-coldstart"]
+    assert cold.entry.id == "tiny-coldstart" and cold.label == registry.find_spec("tiny-coldstart").label
+    assert cold.target == str(root / "assets" / "policies" / "tiny-coldstart")  # this root's, not the repo's
+    assert cold.entry.params > 0 and cold.entry.memory_gb["fp32"] > cold.entry.memory_gb["nf4"] > 0
+    assert (options["alpha"].entry, options["runs/r1"].entry) == (None, None)  # folders: no registry facts
+    assert wb.policy_choices()[0] == (cold.label, "tiny-coldstart")  # (shown, sent)
+    assert GRPORunner(wb).default_start_policy() == "tiny-coldstart"  # GRPO starts from the cold start
+    monkeypatch.setenv("TINYR1_POLICY", str(root / "assets" / "policies" / "alpha"))  # your explicit choice first
+    assert list(wb.policy_options())[0] == "alpha ($TINYR1_POLICY)"
+    assert not offline, "listing the registry offline must not touch the network"
+
+
+def test_policies_not_here_are_listed_with_size_memory_and_what_to_do(tmp_path, offline):
+    wb = Workbench(_root_with_coldstart(tmp_path))
+    entries = wb.registry_entries()
+    missing = [e for e in entries if not e.available]
+    assert [e.id for e in missing] == ["tiny-grpo", OFFICIAL_ID, "Zhang199/TinyLLaVA-Video-Coldstart_NextQA_16",
+                                       "Qwen/Qwen2.5-VL-3B-Instruct", "Video-R1/Video-R1-7B"]
+    info = wb.policy_info()
+    assert info.startswith("5 of the 6 policies")
+    rows = {line.split("`")[1]: line for line in info.splitlines() if line.startswith("- **")}
+    assert set(rows) == {e.id for e in entries}
+    for e in missing:
+        assert e.id not in wb.policies()  # never offered in the picker...
+        assert "not here" in rows[e.id] and e.how_to_get.split("`")[0] in rows[e.id]  # ...but said what to do
+    for e in missing[1:]:  # the big ones: parameters and the weights in each quantization
+        assert f"{e.memory_gb['nf4']:.2f} GB nf4" in rows[e.id] and f"{e.params / 1e9:.2f}B" in rows[e.id]
+        assert f"huggingface-cli download {e.id}" in rows[e.id]
+    assert "on this machine" in rows["tiny-coldstart"]
+    assert not offline
+
+
+def test_asking_for_a_policy_not_here_says_how_to_get_it(tmp_path, offline):
+    wb = Workbench(_root_with_coldstart(tmp_path), frame_loader=lambda *a, **k: pytest.fail("nothing to decode"))
+    steps = list(wb.reason("clip.mp4", "q", policy="video-r1-7b"))  # an alias of Video-R1/Video-R1-7B
+    assert "Video-R1-7B" in steps[-1].error and "huggingface-cli download Video-R1/Video-R1-7B" in steps[-1].error
+    assert not offline
+
+
+def test_a_downloadable_policy_is_offered_with_a_probe_once(tmp_path, monkeypatch):
+    """With the hub allowed and (a fake of it) answering, the official policies are offered: they
+    download on first use. The probe is one connection attempt per listing (Rescan lists again)."""
+    from huggingface_hub import constants
+
+    from tinyr1 import registry
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setenv("TINYR1_MODELS", str(tmp_path / "models"))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setattr(registry, "_probe_result", None)
+    attempts = []
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: attempts.append(a) or contextlib.nullcontext())
+    wb = Workbench(_root_with_coldstart(tmp_path))
+    options = wb.policy_options()
+    assert list(options)[:2] == ["tiny-coldstart", OFFICIAL_ID] and len(attempts) == 1
+    official = options[OFFICIAL_ID]
+    assert official.target == OFFICIAL_ID  # load_policy(id): the registry downloads, then loads
+    assert "downloads ~7.2 GB on first use" in official.label
+    assert "Not on this machine yet" in wb.banner(OFFICIAL_ID)
+    wb.policy_choices(), wb.banner(OFFICIAL_ID), wb.policy_info()
+    assert len(attempts) == 1  # listed once per Workbench
+
+
+@pytest.mark.parametrize(
+    "policy_id, expected",
+    [
+        # the embedded policy: greedy, short, its own frame count (0)
+        ("tiny-coldstart", dict(frames=0, temperature=0.0, top_p=1.0, max_new_tokens=128, seed=0)),
+        # the official model: the paper's 16 frames and up to 1024 new tokens, temperature 0.1
+        (OFFICIAL_ID, dict(frames=16, temperature=0.1, top_p=1.0, max_new_tokens=1024, seed=0)),
+        # Video-R1's top-p 0.001 is below the slider: 0.05 (with temperature 0.1, both nearly greedy)
+        ("Video-R1/Video-R1-7B", dict(frames=16, temperature=0.1, top_p=0.05, max_new_tokens=1024, seed=0)),
+    ],
+)
+def test_recommended_settings_fit_the_sliders(offline, policy_id, expected):
+    from tinyr1.registry import get_policy
+    from tinyr1.ui import recommended_settings
+
+    assert recommended_settings(get_policy(policy_id, probe_network=False)) == expected
+
+
+def test_the_app_wires_the_picker_to_the_registry(tmp_path, offline):
+    """The Reason and GRPO dropdowns offer the Workbench's choices; the table is under the picker;
+    picking a registry policy shows its facts and sets its recommended settings, a folder keeps yours."""
+    import gradio as gr
+
+    from tinyr1.ui import build_demo
+
+    wb = Workbench(_root_with_coldstart(tmp_path))
+    demo = build_demo(wb.root, workbench=wb)
+    blocks = {getattr(b, "elem_id", None): b for b in demo.blocks.values()}
+    for elem in ("reason-policy", "grpo-policy"):
+        assert [tuple(c) for c in blocks[elem].choices] == wb.policy_choices()
+    assert blocks["reason-policy"].value == "tiny-coldstart" == blocks["grpo-policy"].value
+    assert blocks["reason-policy-info"].value == wb.policy_info()
+    select = next(f.fn for f in demo.fns.values() if f.name == "select_policy")
+    banner, *settings = select("tiny-coldstart")
+    assert "tiny-coldstart" in banner and "fp32" in banner and "Recommended" in banner
+    assert settings == [0, 0.0, 1.0, 128, 0]  # frames, temperature, top-p, max new tokens, seed
+    banner, *settings = select("runs/r1")
+    assert "fine-tuned with GRPO" in banner and settings == [gr.skip()] * 5  # a folder: your settings stay
+    assert not offline
+
+
+def _official_reason(wb: Workbench, video: str, policy: str) -> tuple[list, str]:
+    steps = list(wb.reason(video, "What moves?", ["left", "right"], "B", policy, max_new_tokens=8, temperature=0.0))
+    return steps, steps[-1].result.get("completion", "")
+
+
+@pytest.mark.parametrize("how", ["models folder", "TINYR1_POLICY"])
+def test_the_official_checkpoint_reasons_end_to_end(tmp_path, offline, monkeypatch, how):
+    """The official-layout tiny checkpoint (converted in memory by load_policy), found by the
+    registry in $TINYR1_MODELS or given as a path: a short greedy Reason run through the app's
+    Workbench gives the text the policy itself gives on the same frames."""
+    from tinyr1.policy import GenerationSettings
+
+    root = make_root(tmp_path / "root", world_examples=0, bare_clip=False, policy=False)
+    video = str(write_clip(tmp_path / "clip.mp4"))
+    if how == "models folder":
+        shutil.copytree(OFFICIAL, tmp_path / "models" / "TinyLLaVA-Video-R1")
+        key, target = OFFICIAL_ID, OFFICIAL_ID
+    else:
+        monkeypatch.setenv("TINYR1_POLICY", str(OFFICIAL))
+        key, target = "checkpoint ($TINYR1_POLICY)", str(OFFICIAL.resolve())
+    wb = Workbench(root)
+    assert wb.default_policy() == key and wb.policies()[key] == target
+    assert "official" in wb.banner(key)  # before loading: what it is
+    steps, text = _official_reason(wb, video, key)
+    final = steps[-1]
+    assert final.error is None and final.result["done"], final.status
+    assert final.result["reward"]["total"] is not None  # scored against the given answer
+    policy = wb.load_policy(key, None)  # the cached one
+    n = len(next(s for s in steps if s.frames is not None).frames)
+    assert n == policy.num_frames  # the frames slider at 0: the checkpoint's own count
+    clip = wb.load_frames(video, n)
+    direct = policy.generate(clip.frames, "What moves?", ["left", "right"],
+                             GenerationSettings(max_new_tokens=8, temperature=0.0, num_frames=n))
+    assert text == direct
+    if how == "models folder":
+        assert wb.option("tinyllava-video-r1").key == OFFICIAL_ID  # the alias finds it too
+        total = policy.describe()["parameters"]["total"]
+        assert f"{total / 1e6:.1f}M parameters" in wb.banner(key) and total < 1e6  # the local (tiny) copy's size
+    assert not offline

@@ -5,10 +5,14 @@
 - ``launched_app()``: the real app on that root, launched once per test session on a free port
   (the server and browser tests share it), closed when the session ends.
 - ``bad_uploads(dir)``: files a person may upload by mistake.
+- ``no_downloaded_models()``: while inside, the policy registry sees no downloaded checkpoint (an
+  empty ``$TINYR1_MODELS`` and Hugging Face cache), so the app's default policy is the root's tiny
+  one even on a machine that holds the real TinyLLaVA-Video-R1 or Qwen2.5-VL weights.
 """
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import os
 import shutil
@@ -73,6 +77,23 @@ def make_root(base: Path, *, world_examples: int = 2, bare_clip: bool = True, po
     return base
 
 
+@contextlib.contextmanager
+def no_downloaded_models():
+    """The registry sees no downloaded checkpoint inside (a Workbench lists it once, at its first
+    use: list it inside, and it stays so until a Rescan)."""
+    import pytest
+    from huggingface_hub import constants
+
+    empty = Path(tempfile.mkdtemp(prefix="tinyr1-no-models-"))
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("TINYR1_MODELS", str(empty / "models"))
+            mp.setattr(constants, "HF_HUB_CACHE", str(empty / "hf-cache"))
+            yield empty
+    finally:
+        shutil.rmtree(empty, ignore_errors=True)
+
+
 def bad_uploads(folder: Path) -> dict[str, Path]:
     """Uploads that are not a playable video: text named .mp4, a truncated mp4, an empty file."""
     folder = Path(folder)
@@ -107,7 +128,8 @@ def launched_app() -> LaunchedApp:
     root = Path(tempfile.mkdtemp(prefix="tinyr1-ui-root-"))
     atexit.register(shutil.rmtree, root, ignore_errors=True)
     make_root(root, world_examples=2, bare_clip=True)
-    demo = build_demo(root)
+    with no_downloaded_models():
+        demo = build_demo(root)
     port = free_port()
     demo.launch(prevent_thread_lock=True, server_port=port, quiet=True, **launch_kwargs(root))
     atexit.register(demo.close)

@@ -4,11 +4,13 @@
     TINYR1_QUEUE_SIZE=32 python app.py         # let more requests wait for the model
 
 Layout of this file:
-- plain functions (no gradio): policies and examples found on disk, option and answer input,
-  reward tables and charts, the reward landscape, the reward lab. They take paths, strings and
-  numbers and return plain values / DataFrames, so tests call them directly.
-- ``Workbench``: the state one app holds (where to look, which policy is loaded) and the Reason
-  generator, also gradio-free: it yields ``ReasonStep``s.
+- plain functions (no gradio): policies (tinyr1.registry's entries as this app's root sees them,
+  the folders on disk, the pickers' options, the registry's size / memory / how-to-get table) and
+  examples found on disk, option and answer input, reward tables and charts, the reward landscape,
+  the reward lab. They take paths, strings and numbers and return plain values / DataFrames, so
+  tests call them directly.
+- ``Workbench``: the state one app holds (where to look, the registry as last listed, which policy
+  is loaded) and the Reason generator, also gradio-free: it yields ``ReasonStep``s.
 - GRPO: the runs folder (``runs/<YYYYmmdd-HHMMSS>/``), uploads checked into it, the plots' data,
   and ``GRPORunner`` (gradio-free too): Start / Resume generators over ``tinyr1.grpo.train`` that
   yield one ``TrainUpdate`` per step, Stop's checkpoint, the tuned policy handed to Reason.
@@ -126,16 +128,21 @@ def policy_metadata(path: str | Path) -> dict[str, Any]:
         return {}
 
 
-def policy_banner(label: str | None, path: str | None, loaded: dict[str, Any] | None = None) -> str:
-    """The honest banner of what the selected policy is (Markdown), from its ``policy.json`` and,
-    once loaded, from ``Policy.describe()`` (parameters, device, quantization)."""
+def policy_banner(
+    label: str | None, path: str | None, loaded: dict[str, Any] | None = None, entry: Any = None
+) -> str:
+    """The honest banner of what the selected policy is (Markdown), from its ``policy.json``, its
+    registry entry (``entry``: description, size, memory per quantization, recommended settings)
+    and, once loaded, from ``Policy.describe()`` (parameters, device, quantization)."""
     if not label or not path:
         return (
             "**No policy found.** Put a policy directory under `assets/policies/` (the embedded tiny "
-            "policies are built by `tinyr1 train-tiny`) or train one in the GRPO tab."
+            "policies are built by `tinyr1 train-tiny`), get one of the registry's (the **Policies** table "
+            "under the picker says how), or train one in the GRPO tab."
         )
     meta = (loaded or {}).get("metadata") or policy_metadata(path)
     name = Path(path).name
+    model_type = meta.get("kind") or _model_type(path)
     if meta.get("kind") == "random":
         what = "random weights, for testing the app: the text it writes is noise."
     elif name in EMBEDDED or meta.get("kind") in ("embedded", "tiny"):
@@ -144,14 +151,24 @@ def policy_banner(label: str | None, path: str | None, loaded: dict[str, Any] | 
             "shapes. It only knows coloured shapes: on real videos it still writes "
             "`<think>…</think><answer>…</answer>`, but its answers are guesses."
         )
+    elif entry is not None and entry.kind != "tiny":
+        what = str(entry.description).rstrip(".") + "."
+        if not entry.local_path:
+            what += f" Not on this machine yet: the first run downloads it from the hub ({entry.source})."
     elif label.startswith("runs/"):
         what = f"a policy you fine-tuned with GRPO (`{label}/final`)."
+    elif model_type in ("tinyllava", "tinyllava_official"):
+        what = f"an official TinyLLaVA-Video checkpoint (`{path}`), converted to tinyr1's architecture in memory."
+    elif model_type == "qwen2_5_vl":
+        what = f"a Qwen2.5-VL checkpoint (`{path}`), asked with the R1 prompt (think, then answer)."
     else:
         what = f"`{path}`."
     facts = []
     described = meta.get("description") or meta.get("note")
     if described and meta.get("kind") != "random":
         facts.append(str(described).rstrip(".") + ".")
+    elif entry is not None and entry.kind == "tiny":
+        facts.append(str(entry.description).rstrip(".") + ".")
     for key, title in (("accuracy", "accuracy"), ("data", "data"), ("seed", "seed")):
         if key in meta and not isinstance(meta[key], (dict, list)):
             facts.append(f"{title}: {meta[key]}")
@@ -159,6 +176,15 @@ def policy_banner(label: str | None, path: str | None, loaded: dict[str, Any] | 
         acc = ", ".join(f"{k} {v}" for k, v in meta["accuracy"].items() if not isinstance(v, (dict, list)))
         if acc:
             facts.append(f"accuracy: {acc}")
+    if entry is not None and not loaded:
+        size = f"{_count_text(entry.params)} parameters; " if entry.params else ""
+        memory = memory_text(entry)
+        if memory:
+            facts.append(f"{size}weights {memory} (activations and the KV cache come on top).")
+        recommended = recommended_settings(entry)
+        frames = f"{recommended['frames']} frames, " if recommended["frames"] else ""
+        facts.append(f"Recommended: {frames}temperature {recommended['temperature']:g}, "
+                     f"{recommended['max_new_tokens']} new tokens (set below when you pick it).")
     if loaded:
         params = (loaded.get("parameters") or {}).get("total")
         bits = [f"{params / 1e6:.1f}M parameters" if params else None, loaded.get("device"),
@@ -166,6 +192,155 @@ def policy_banner(label: str | None, path: str | None, loaded: dict[str, Any] | 
         facts.append(" · ".join(b for b in bits if b))
     tail = (" " + " ".join(f for f in facts if f)) if facts else ""
     return f"**Policy: {label}** — {what}{tail}"
+
+
+def _model_type(path: str | Path) -> str | None:
+    """config.json's model_type of a directory (None when it is no directory or unreadable)."""
+    try:
+        return json.loads((Path(path) / "config.json").read_text()).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+# ---------------------------------------------------------------------- the policy registry
+# The pickers (Reason's Policy, GRPO's starting policy) list tinyr1.registry's entries that are
+# available (weights here or downloadable), then the app's own folders. The listing is computed
+# once per Workbench (lazily, at the first use: build_demo) and again on Rescan: it may probe the
+# hub (one TCP connection, at most registry.PROBE_TIMEOUT_S, never under HF_HUB_OFFLINE=1).
+
+
+@dataclass(frozen=True)
+class PolicyOption:
+    """One choice of the policy pickers."""
+
+    key: str  # what the dropdown sends and /reason's `policy` takes: a registry id, runs/NAME, a folder name
+    label: str  # what the dropdown shows
+    target: str  # what load_policy gets: a directory, or a registry id (the registry finds or downloads it)
+    entry: Any = None  # the registry's PolicyEntry; None for the app's folders ($TINYR1_POLICY, runs, others)
+
+
+def registry_entries(root: str | Path, *, probe_network: bool = True) -> list[Any]:
+    """tinyr1.registry's entries (``PolicyEntry``, display order) as this app sees them: the
+    embedded tiny policies are looked for under ``<root>/assets/policies/<id>`` (the registry
+    looks in the repository's own assets; the app may serve another root)."""
+    from tinyr1 import registry
+
+    shipped = Path(root).resolve() / "assets" / "policies"
+    out = []
+    for e in registry.list_policies(probe_network=probe_network):
+        if e.kind == "tiny" and Path(e.source).resolve() != (shipped / e.id):
+            e = _rebased(e, shipped / e.id)
+        out.append(e)
+    return out
+
+
+def _rebased(e: Any, path: Path) -> Any:
+    """A tiny registry entry whose weights are expected at ``path`` instead."""
+    from tinyr1 import registry
+
+    spec = dataclasses.replace(registry.find_spec(e.id), source=str(path))
+    local = registry.local_path(spec)
+    sizes = registry.policy_sizes(spec, local) if local is not None else None
+    if local is not None:
+        how = f"ready: {local}"
+    elif e.local_path:  # the repository has it, this app's root does not
+        how = f"copy {e.local_path} to {path}"
+    else:
+        how = e.how_to_get
+    num_frames = e.num_frames
+    if local is not None:
+        try:
+            num_frames = int(json.loads((local / "config.json").read_text()).get("num_frames", num_frames))
+        except (OSError, ValueError, TypeError):
+            pass
+    return dataclasses.replace(
+        e, source=str(path), available=local is not None, local_path=str(local) if local else None, how_to_get=how,
+        num_frames=num_frames, params=sizes["params"] if sizes else e.params,
+        memory_gb=dict(sizes["memory_gb"]) if sizes else dict(e.memory_gb),
+        parameters_by_part=dict(sizes["parts"]) if sizes else dict(e.parameters_by_part),
+        kv_cache_mb_per_1k_tokens=sizes["kv"] if sizes else e.kv_cache_mb_per_1k_tokens,
+    )
+
+
+def policy_options(root: str | Path, entries: Sequence[Any]) -> dict[str, PolicyOption]:
+    """What the pickers offer, key -> option, the default first: ``$TINYR1_POLICY`` (your explicit
+    choice), the registry's available entries in its order (embedded tiny policies, then the
+    official TinyLLaVA-Video-R1 pair and the Qwen2.5-VL policies whose weights are here or can be
+    downloaded), the other folders under ``assets/policies/``, then ``runs/*/final``."""
+    found = find_policies(root)
+    covered = {str(Path(e.source).resolve()) for e in entries if e.kind == "tiny"}  # the registry's folders
+    out: dict[str, PolicyOption] = {}
+    for label, path in found.items():
+        if label.endswith("($TINYR1_POLICY)"):
+            out[label] = PolicyOption(label, label, path)
+    for e in entries:
+        if not e.available:
+            continue
+        label = e.label
+        if not e.local_path:
+            size = f" ~{e.memory_gb['bf16']:.1f} GB" if e.memory_gb.get("bf16") else ""
+            label = f"{e.label} · downloads{size} on first use"
+        # tiny: its folder under this root; others: the id, so the registry also applies its loading
+        # defaults (template, frames, max_pixels) and finds the weights where it listed them
+        out[e.id] = PolicyOption(e.id, label, e.local_path if e.kind == "tiny" else e.id, e)
+    for label, path in found.items():
+        if label not in out and path not in covered:
+            out[label] = PolicyOption(label, label, path)
+    return out
+
+
+def _count_text(n: int | None) -> str:
+    if not n:
+        return "?"
+    return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.1f}K"
+
+
+def _bytes_text(gb: float) -> str:
+    if gb <= 0:  # the registry rounds a big model's figures to 0.01 GB: a tiny copy of one reads 0
+        return "<0.01 GB"
+    return f"{gb:.2f} GB" if gb >= 1 else f"{gb * 1000:.2f} MB" if gb >= 1e-3 else f"{gb * 1e6:.0f} KB"
+
+
+def memory_text(entry: Any) -> str:
+    """The weights' size per quantization, e.g. ``7.23 GB bf16 · 4.46 GB int8 · 3.24 GB nf4``."""
+    order = ("fp32", "bf16", "int8", "nf4")
+    return " · ".join(f"{_bytes_text(entry.memory_gb[k])} {k}" for k in order if k in (entry.memory_gb or {}))
+
+
+def recommended_settings(entry: Any) -> dict[str, Any]:
+    """The Reason tab's generation settings for a registry entry (its ``settings``), kept within
+    the sliders' ranges: frames 0 = the policy's own, temperature 0-2, top-p 0.05-1, 16-1024 new
+    tokens (Video-R1's top-p 0.001 becomes 0.05: with temperature 0.1 both are nearly greedy)."""
+    s = dict(entry.settings or {})
+    return {
+        "frames": int(min(32, max(0, s.get("num_frames") or 0))),
+        "temperature": float(min(2.0, max(0.0, s.get("temperature", 0.0)))),
+        "top_p": float(min(1.0, max(0.05, s.get("top_p", 1.0)))),
+        "max_new_tokens": int(min(1024, max(16, s.get("max_new_tokens", 256)))),
+        "seed": int(s.get("seed", 0)),
+    }
+
+
+def policy_info(entries: Sequence[Any]) -> str:
+    """The registry as Markdown, one item per policy (it sits in a narrow column): its size, its
+    weights per quantization, whether it is here, and what to do to get it when it is not."""
+    if not entries:
+        return "The policy registry could not be read (see the server log)."
+    items = []
+    for e in entries:
+        if e.local_path:
+            here = "✓ on this machine"
+        elif e.available:
+            here = f"⤓ downloads on first use ({e.source})"
+        else:
+            here = f"✗ not here — {e.how_to_get}"
+        size = f"{_count_text(e.params)} parameters" if e.params else "size unknown until it is here"
+        memory = f" · weights {memory_text(e)}" if e.memory_gb else ""
+        items.append(f"- **{e.label}** (`{e.id}`): {size}{memory} · {here}".replace("\n", " "))
+    missing = sum(not e.available for e in entries)
+    head = (f"{missing} of the {len(entries)} policies tinyr1 knows are not on this machine: each says what to do, "
+            "then press **↻ Rescan**." if missing else f"All {len(entries)} policies tinyr1 knows are available.")
+    return head + " Weights only: activations and the KV cache come on top.\n\n" + "\n".join(items)
 
 
 # ------------------------------------------------------------------------------------ examples
@@ -431,29 +606,89 @@ class Workbench:
         self._frame_loader = frame_loader
         self._loaded: tuple[tuple[str, str | None], Any] | None = None
         self._lock = threading.Lock()  # the GRPO tab and Reason may both ask for a policy
+        self._entries: list[Any] | None = None  # the registry as listed at the first use / last Rescan
+        self._entries_lock = threading.Lock()
 
     # -- discovery
+    def registry_entries(self, refresh: bool = False) -> list[Any]:
+        """The registry's entries for this root (``registry_entries``), listed once and again on
+        ``refresh`` (Rescan): listing may probe the hub, which no request should wait for twice.
+        A registry that cannot be read leaves the pickers with the folders on disk."""
+        with self._entries_lock:
+            if self._entries is None or refresh:
+                try:
+                    self._entries = registry_entries(self.root)
+                except Exception:  # the app must start whatever the registry's state
+                    traceback.print_exc()
+                    self._entries = []
+            return list(self._entries)
+
+    def refresh_policies(self) -> None:
+        """List the registry again (weights downloaded or removed since, the hub now reachable)."""
+        self.registry_entries(refresh=True)
+
+    def policy_options(self) -> dict[str, PolicyOption]:
+        """key -> option, the default first (``policy_options``); the folders are looked at anew
+        on every call (a GRPO run that just finished is there at once)."""
+        return policy_options(self.root, self.registry_entries())
+
     def policies(self) -> dict[str, str]:
-        return find_policies(self.root)
+        """key -> what ``load_policy`` gets (a directory, or a registry id)."""
+        return {key: option.target for key, option in self.policy_options().items()}
+
+    def policy_choices(self) -> list[tuple[str, str]]:
+        """The pickers' choices: (what the dropdown shows, key)."""
+        return [(option.label, key) for key, option in self.policy_options().items()]
+
+    def policy_info(self) -> str:
+        """The registry's table (size, memory, here or how to get it), Markdown."""
+        return policy_info(self.registry_entries())
 
     def default_policy(self) -> str | None:
         return next(iter(self.policies()), None)
 
+    def option(self, key: str | None) -> PolicyOption | None:
+        """The option behind a key; a registry alias (``tinyllava-video-r1``) finds its entry's."""
+        options = self.policy_options()
+        if key in options:
+            return options[key]
+        from tinyr1.registry import find_spec
+
+        spec = find_spec(key or "") if key else None
+        return options.get(spec.id) if spec else None
+
+    def recommended_settings(self, key: str | None) -> dict[str, Any] | None:
+        """The generation settings the registry recommends for ``key`` (None for a folder)."""
+        option = self.option(key)
+        return recommended_settings(option.entry) if option and option.entry else None
+
     def banner(self, label: str | None) -> str:
-        path = self.policies().get(label or "")
+        option = self.option(label)
+        if option is None:
+            return policy_banner(label, None)
         loaded = None
-        if self._loaded and path and self._loaded[0][0] == path:
+        if self._loaded and self._loaded[0][0] == option.target:
             loaded = _describe(self._loaded[1])
-        return policy_banner(label, path, loaded)
+        return policy_banner(option.label, option.target, loaded, option.entry)
+
+    def why_unavailable(self, key: str | None) -> str:
+        """What to say for a key that is no choice: how to get a registry policy, else what there is."""
+        from tinyr1.registry import find_spec
+
+        spec = find_spec(key or "")
+        entry = next((e for e in self.registry_entries() if spec and e.id == spec.id), None)
+        if entry is not None:
+            return f"{entry.label} is not on this machine: {entry.how_to_get}"
+        known = ", ".join(self.policies()) or "none"
+        return f"unknown policy {key!r}; available: {known}"
 
     # -- loading
     def load_policy(self, label: str, quantization: str | None) -> Any:
         """The policy behind ``label`` (cached: a Reason run after the first starts at once)."""
-        policies = self.policies()
-        if label not in policies:
-            known = ", ".join(policies) or "none"
-            raise ValueError(f"unknown policy {label!r}; found on disk: {known}")
-        key = (policies[label], None if quantization in (None, "", "none") else quantization)
+        option = self.option(label)
+        if option is None:
+            raise ValueError(self.why_unavailable(label))
+        key = (option.target, None if quantization in (None, "", "none") else quantization)
         with self._lock:
             if self._loaded is None or self._loaded[0] != key:
                 self._loaded = None  # drop the old one before loading the next: one in memory at a time
@@ -513,7 +748,7 @@ class Workbench:
             return
         policy = policy or self.default_policy()
         if policy is None:
-            yield fail("No policy found on disk (assets/policies/ or runs/*/final).")
+            yield fail("No policy available: the Policies table under the picker says how to get one.")
             return
 
         yield ReasonStep(status=f"Loading policy **{policy}**…")
@@ -970,9 +1205,11 @@ class GRPORunner:
 
     def default_start_policy(self) -> str | None:
         """The policy GRPO starts from by default: the cold-start one (what the repository's own
-        GRPO run starts from), else the app's default."""
-        policies = self.bench.policies()
-        return next((label for label in policies if label.startswith("tiny-coldstart")), self.bench.default_policy())
+        GRPO run starts from), else the first small one (a tiny registry entry or a folder: full
+        fine-tuning of a 3B model is not a default), else the app's default."""
+        options = self.bench.policy_options()
+        small = [key for key, o in options.items() if o.entry is None or o.entry.kind == "tiny"]
+        return next((key for key in small if key.startswith("tiny-coldstart")), next(iter(small), self.bench.default_policy()))
 
     def _load(self, path: str) -> Any:
         # Always a fresh copy: the loop trains it in place, it is the KL reference's source, and
@@ -1009,11 +1246,11 @@ class GRPORunner:
         except (GRPOConfigError, ValueError, TypeError) as exc:
             yield fail(f"Bad GRPO settings: {exc}")
             return
-        policies = self.bench.policies()
-        policy = policy or self.default_start_policy()
-        if policy not in policies:
-            yield fail(f"unknown policy {policy!r}; found on disk: {', '.join(policies) or 'none'}")
+        option = self.bench.option(policy or self.default_start_policy())
+        if option is None:
+            yield fail(self.bench.why_unavailable(policy or self.default_start_policy()))
             return
+        policy = option.key
         if data_source not in DATA_SOURCES:
             yield fail(f"unknown data source {data_source!r}; choose one of {', '.join(DATA_SOURCES)}")
             return
@@ -1051,7 +1288,7 @@ class GRPORunner:
             yield fail(f"The {kind} cannot be used:\n```\n{exc}\n```")
             return
         info = {
-            "policy": {"label": policy, "path": policies[policy]},
+            "policy": {"label": policy, "path": option.target},
             "data": {"source": data_source, "train": str(train_file.relative_to(run_dir)), "rows": len(rows),
                      "eval": str(eval_file.relative_to(run_dir)) if eval_file else None, "eval_source": eval_source},
             "eval": {"temperature": 0.0, "max_new_tokens": config.max_new_tokens, "seed": 0, "num_frames": config.num_frames},
@@ -1315,8 +1552,8 @@ def _truncate_history(path: Path, upto: int) -> None:
 def build_demo(root: str | Path, *, workbench: Workbench | None = None) -> gr.Blocks:
     """The app's Blocks (queue set up). ``workbench`` lets tests give their own loaders."""
     bench = workbench or Workbench(root)
-    policies = bench.policies()
-    default_policy = bench.default_policy()
+    choices = bench.policy_choices()  # the first use lists the registry (see Workbench.registry_entries)
+    default_policy = next((key for _, key in choices), None)
     examples = find_examples(bench.root)
 
     def reason_handler(
@@ -1409,10 +1646,12 @@ def build_demo(root: str | Path, *, workbench: Workbench | None = None) -> gr.Bl
                         )
                         with gr.Row():
                             policy_dd = gr.Dropdown(
-                                choices=list(policies), value=default_policy, label="Policy", elem_id="reason-policy", scale=4,
-                                info="found on disk: assets/policies and runs/NAME/final",
+                                choices=choices, value=default_policy, label="Policy", elem_id="reason-policy", scale=4,
+                                info="the registry's policies that are here or downloadable, then runs/NAME/final",
                             )
                             refresh = gr.Button("↻ Rescan", scale=1, size="sm")
+                        with gr.Accordion("Policies: size, memory, how to get the missing ones", open=False):
+                            policy_md = gr.Markdown(bench.policy_info(), elem_id="reason-policy-info")
                         with gr.Accordion("Generation settings", open=False):
                             frames = gr.Slider(0, 32, value=0, step=1, label="Frames sampled (0 = the policy's own)")
                             temperature = gr.Slider(0, 2, value=0.0, step=0.05, label="Temperature (0 = greedy)")
@@ -1456,13 +1695,27 @@ def build_demo(root: str | Path, *, workbench: Workbench | None = None) -> gr.Bl
                     api_name="reason", concurrency_id="model", concurrency_limit=1,
                 )
                 stop.click(None, cancels=[reason_event])
-                policy_dd.change(bench.banner, inputs=policy_dd, outputs=banner, api_visibility="private", queue=False)
+                def select_policy(key: str | None):
+                    # A registry policy brings its recommended settings; a folder keeps yours.
+                    recommended = bench.recommended_settings(key)
+                    if recommended is None:
+                        return (bench.banner(key), *[gr.skip()] * 5)
+                    r = recommended
+                    return bench.banner(key), r["frames"], r["temperature"], r["top_p"], r["max_new_tokens"], r["seed"]
+
+                policy_dd.change(
+                    select_policy, inputs=policy_dd, outputs=[banner, frames, temperature, top_p, max_new, seed],
+                    api_visibility="private", queue=False,
+                )
 
                 def rescan(current: str | None):
-                    found = bench.policies()
-                    return gr.update(choices=list(found), value=current if current in found else next(iter(found), None))
+                    bench.refresh_policies()
+                    found = bench.policy_choices()
+                    keys = [key for _, key in found]
+                    return (gr.update(choices=found, value=current if current in keys else next(iter(keys), None)),
+                            bench.policy_info())
 
-                refresh.click(rescan, inputs=policy_dd, outputs=policy_dd, api_visibility="private", queue=False)
+                refresh.click(rescan, inputs=policy_dd, outputs=[policy_dd, policy_md], api_visibility="private", queue=False)
 
             with gr.Tab("Reward lab", id="reward"):
                 gr.Markdown(
@@ -1569,8 +1822,8 @@ def _grpo_tab(bench: Workbench, policy_dd: gr.Dropdown, tabs: gr.Tabs) -> None:
             with gr.Accordion("2 · Policy and recipe", open=True):
                 with gr.Row():
                     start_policy = gr.Dropdown(
-                        choices=list(bench.policies()), value=runner.default_start_policy(), label="Starting policy",
-                        elem_id="grpo-policy", scale=4,
+                        choices=bench.policy_choices(), value=runner.default_start_policy(), label="Starting policy",
+                        elem_id="grpo-policy", scale=4, info="the same list as Reason's (the registry, then runs)",
                     )
                     rescan = gr.Button("↻", scale=0, size="sm", min_width=40)
                 preset_radio = gr.Radio(["paper", "tiny"], value="paper", label="Preset", elem_id="grpo-preset")
@@ -1734,7 +1987,7 @@ def _grpo_tab(bench: Workbench, policy_dd: gr.Dropdown, tabs: gr.Tabs) -> None:
         label, message = runner.use_in_reason(run)
         if label is None:
             return gr.skip(), message, gr.skip()
-        return gr.update(choices=list(bench.policies()), value=label), message, gr.Tabs(selected="reason")
+        return gr.update(choices=bench.policy_choices(), value=label), message, gr.Tabs(selected="reason")
 
     use.click(use_in_reason, inputs=run_dd, outputs=[policy_dd, use_msg, tabs], api_name="use_in_reason", queue=False)
 
@@ -1753,8 +2006,10 @@ def _grpo_tab(bench: Workbench, policy_dd: gr.Dropdown, tabs: gr.Tabs) -> None:
     preset_radio.change(apply_preset, inputs=preset_radio, outputs=preset_fields, api_visibility="private", queue=False)
 
     def rescan_policies(current: str | None):
-        found = bench.policies()
-        return gr.update(choices=list(found), value=current if current in found else runner.default_start_policy())
+        bench.refresh_policies()
+        found = bench.policy_choices()
+        keys = [key for _, key in found]
+        return gr.update(choices=found, value=current if current in keys else runner.default_start_policy())
 
     rescan.click(rescan_policies, inputs=start_policy, outputs=start_policy, api_visibility="private", queue=False)
 
