@@ -1,0 +1,117 @@
+"""``tinyr1 eval``: accuracy, format rate, think length and reward of a policy on video questions.
+
+    tinyr1 eval                                   # the shipped policy, 500 test questions, greedy
+    tinyr1 eval --temperature 1.0 --json          # sampled at T = 1 (seed 0), one JSON object
+    tinyr1 eval --policy runs/tiny/policy --split validation --n 200 --quantization nf4
+    tinyr1 eval --data my/data.jsonl --limit 100  # any dataset in the JSONL format
+    tinyr1 eval --show 5                          # also print 5 random completions to read, beside
+                                                  # what the clip shows (world clips)
+
+World splits are written once as mp4 clips + JSONL under $TINYR1_CACHE (default ~/.cache/tinyr1)
+and every question's frames are decoded from its file (tinyr1.evaluate). ``--limit N`` keeps the
+first N questions; ``--seed`` seeds sampling (and which completions ``--show`` picks). The table
+has one line per question family; ``--json`` prints accuracy, format_rate, mean_think_chars,
+mean_reward, n, per_family (the same five per family), settings, policy and timings.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+
+from tinyr1.cli import UserError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "eval",
+        help="evaluate a policy on a world split or a dataset",
+        description="Answer video questions with a policy and report accuracy, format-valid rate, mean "
+        "think length and mean reward (the paper's), overall and per question family.",
+    )
+    p.add_argument("--policy", metavar="PATH", help="policy directory (default: the shipped one)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--split", choices=("train", "validation", "test"), default=None,
+                     help="a split of the synthetic world (default: test)")
+    src.add_argument("--data", metavar="JSONL", help="a dataset in the JSONL format instead of a world split")
+    p.add_argument("--n", type=int, default=500, help="questions of the world split (default 500)")
+    p.add_argument("--world-seed", type=int, default=0, help="base seed of the world split (default 0)")
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate only the first N questions")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default), e.g. 1.0 to sample")
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling (default 1.0: off)")
+    p.add_argument("--max-new-tokens", type=int, default=256, help="completion length limit (default 256)")
+    p.add_argument("--frames", type=int, default=None, help="frames per video (default: the policy's)")
+    p.add_argument("--batch-size", type=int, default=64, help="questions per generate call (default 64)")
+    p.add_argument("--quantization", choices=("none", "nf4", "int8"), default="none",
+                   help="load the policy quantized with bitsandbytes (default none)")
+    p.add_argument("--show", type=int, default=0, metavar="K", help="also print K random completions")
+    p.add_argument("--save", metavar="FILE", help="write the full report, every completion included, as JSON")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tinyr1.data import load_dataset
+    from tinyr1.evaluate import evaluate, format_table, world_rows
+    from tinyr1.policy import GenerationSettings, load_policy
+
+    if args.n < 1:
+        raise UserError(f"--n must be at least 1, got {args.n}")
+    if args.limit is not None and args.limit < 1:
+        raise UserError(f"--limit must be at least 1, got {args.limit}")
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
+    settings = GenerationSettings(max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                                  top_p=args.top_p, seed=args.seed, num_frames=args.frames)
+    policy = load_policy(args.policy, quantization=None if args.quantization == "none" else args.quantization)
+    if args.data:
+        rows = load_dataset(args.data)
+        source = args.data
+    else:
+        split = args.split or "test"
+        n = min(args.n, args.limit) if args.limit else args.n
+        rows = world_rows(split, n, seed=args.world_seed, progress=None if not args.json else False)
+        source = f"world {split} split (seed {args.world_seed}, first {n})"
+    if args.limit:
+        rows = rows[: args.limit]
+    unanswered = [r for r in rows if r.answer is None]
+    if unanswered:
+        raise UserError(f"{len(unanswered)} of {len(rows)} questions have no answer to check "
+                        f"(first: {unanswered[0].id or unanswered[0].video})")
+    report = evaluate(policy, rows, settings, batch_size=args.batch_size, progress=not args.json,
+                      keep_records=bool(args.save or args.show))
+    report["data"] = source
+    records = report.pop("records", None)
+    if args.save:
+        with open(args.save, "w", encoding="utf-8") as fh:
+            json.dump({**report, "records": records}, fh, indent=1)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        mode = "greedy" if settings.greedy else f"T={settings.temperature:g}, top-p {settings.top_p:g}, seed {settings.seed}"
+        print(f"{policy.name} on {source}: {report['n']} questions, {mode}, "
+              f"{report['settings']['num_frames']} frames, {report['seconds']:.1f} s")
+        print(format_table(report))
+    if args.show and records:
+        _show(records, rows, args.show, args.seed, report["settings"]["num_frames"], sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+def _show(records, rows, k: int, seed: int, num_frames: int, stream) -> None:
+    """Print k random completions beside the question, the truth and, for world clips, what the
+    clip shows in the frames the policy saw (from the generator's facts), to read them against."""
+    from tinyr1.tiny.texts import caption
+    from tinyr1.video import sample_indices
+
+    by_id = {r.id: r for r in rows}
+    for rec in random.Random(seed).sample(records, min(k, len(records))):
+        row = by_id.get(rec["id"])
+        opts = " | ".join(f"{chr(65 + i)}. {o}" for i, o in enumerate(row.options)) if row else ""
+        print(f"\n[{rec['id']}] {rec['family']}: {row.question if row else ''}  {opts}", file=stream)
+        facts = row.extra.get("facts") if row else None
+        if isinstance(facts, dict) and "objects" in facts:
+            seen = caption(facts, sample_indices(int(facts["num_frames"]), num_frames))
+            print(f"  shown (per sampled frame): {seen}", file=stream)
+        print(f"  truth {rec['answer']}, {'right' if rec['correct'] else 'wrong'}: {rec['completion']}", file=stream)

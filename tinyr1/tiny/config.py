@@ -1,0 +1,151 @@
+"""What ``tinyr1 train-tiny`` trains: model sizes, data sizes and the stages, as one dataclass.
+
+    from tinyr1.tiny.config import TinyConfig, PRESETS
+    cfg = PRESETS["coldstart"]                    # the shipped policy's recipe
+    cfg = TinyConfig.from_dict(cfg.to_dict())     # round-trips through JSON (kept in checkpoints)
+
+Stages run in order; each has its own AdamW and its own warm-up + cosine schedule:
+
+- ``vision``: the vision tower and the resampler alone, trained to make each visual token say
+  what is in its band of the frame (tinyr1.tiny.probe: the tiny stand-in for a pretrained SigLIP);
+- ``drill``: the text-only option-lookup drill alone (no video), so the lookup's long plateau
+  (DESIGN 4) is behind us before the video tasks start;
+- ``align``: captioning (what is where in each frame) with drill rows mixed in: the vision tower,
+  connector and language model learn to see, the paper's alignment stage in miniature;
+- ``coldstart``: reasoning traces (SFT, loss on the completion) with captions and drill rows mixed
+  in, stopped early on purpose so that GRPO has room to improve the policy.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    steps: int
+    lr: float
+    video_batch: int = 32  #: rows with a video per step
+    drill_batch: int = 16  #: text-only drill rows per step
+    caption_share: float = 0.0  #: share of the video rows that are captions (the rest: traces)
+    lm: bool = True  #: train the language model on the video rows (False: the vision side alone)
+    probe_weight: float = 0.0  #: weight of the visual tokens' read-out loss (tinyr1.tiny.probe)
+    warmup: int = 50
+    min_lr_ratio: float = 0.1  #: the cosine ends at lr * this
+
+    def __post_init__(self) -> None:
+        if self.steps < 0 or self.lr <= 0 or self.video_batch < 0 or self.drill_batch < 0:
+            raise ValueError(f"stage {self.name!r}: steps, video_batch, drill_batch must be >= 0 and lr > 0")
+        if self.video_batch == 0 and self.drill_batch == 0:
+            raise ValueError(f"stage {self.name!r} has nothing to train on (video_batch = drill_batch = 0)")
+        if self.video_batch and not self.lm and self.probe_weight <= 0:
+            raise ValueError(f"stage {self.name!r}: video rows without the language model need probe_weight > 0")
+        if not 0.0 <= self.caption_share <= 1.0:
+            raise ValueError(f"stage {self.name!r}: caption_share must be in [0, 1], got {self.caption_share}")
+
+
+@dataclass(frozen=True)
+class TinyConfig:
+    seed: int = 0
+    # data
+    train_clips: int = 4000  #: world train split samples (each gives a trace and a caption)
+    val_questions: int = 200  #: world validation questions evaluated after the video stages
+    world: dict[str, Any] = field(default_factory=dict)  #: WorldConfig overrides (default: easy end)
+    # model
+    num_frames: int = 4  #: [0, 5, 10, 15] of a 16-frame clip: start, end and two between
+    image_size: int = 48  #: the world's 64 px frames, resized: 3 x 3 patches of 16 px = the thirds
+    patch_size: int = 16
+    vision_width: int = 64
+    vision_layers: int = 2
+    vision_heads: int = 2
+    #: the connector splits each frame's patch tokens into this many contiguous chunks (9 = one per
+    #: patch at 48 px / patch 16), each resampled to ``latents_per_chunk`` tokens
+    chunks_per_frame: int = 9
+    latents_per_chunk: int = 1
+    drop_first_token: bool = False  #: the official quirk; off so that every patch keeps its token
+    resampler_layers: int = 2
+    resampler_heads: int = 2
+    resampler_dim_head: int = 32
+    text_width: int = 128
+    text_layers: int = 4
+    text_heads: int = 8  #: 4 heads (of 32) sat on the option-lookup plateau for 600+ steps; 8 (of 16) broke it in 250-350
+    text_kv_heads: int = 2
+    text_ffn: int = 256
+    vocab_size: int = 768  #: BPE size before the tags and the fused option tokens
+    fused_init: bool = True  #: fused option tokens start as letter + word embeddings
+    connector_init: bool = True  #: resampler weights drawn so the video gets through (train.init_connector)
+    # training
+    drill_weight: float = 1.0
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    threads: int = 2  #: torch threads: results are reproducible for a fixed count
+    checkpoint_every: int = 100
+    eval_every: int = 0  #: also evaluate every N steps of video stages (0: only at their ends)
+    stages: tuple[Stage, ...] = (
+        Stage("vision", 200, 2e-3, video_batch=32, drill_batch=0, lm=False, probe_weight=1.0, warmup=20),
+        Stage("drill", 600, 2e-3, video_batch=0, drill_batch=32, warmup=30, min_lr_ratio=0.5),
+        Stage("align", 400, 2e-3, video_batch=32, drill_batch=8, caption_share=1.0, probe_weight=0.5, warmup=30),
+        Stage("coldstart", 300, 1e-3, video_batch=32, drill_batch=8, caption_share=0.25, probe_weight=0.5, warmup=20),
+    )
+
+    def __post_init__(self) -> None:
+        if self.image_size % self.patch_size:
+            raise ValueError(f"image_size {self.image_size} is not a multiple of patch_size {self.patch_size}")
+        tokens = (self.image_size // self.patch_size) ** 2 - int(self.drop_first_token)
+        if tokens % self.chunks_per_frame:
+            raise ValueError(f"{tokens} patch tokens per frame do not split into {self.chunks_per_frame} chunks: "
+                             "a chunk would straddle two frames")
+        if self.drop_first_token and any(s.probe_weight > 0 for s in self.stages):
+            raise ValueError("the probe's targets assume every patch keeps its token: drop_first_token must be False")
+        if not self.stages:
+            raise ValueError("no stages to train")
+        names = [s.name for s in self.stages]
+        if len(set(names)) != len(names):
+            raise ValueError(f"stage names must be distinct, got {names}")
+
+    @property
+    def total_steps(self) -> int:
+        return sum(s.steps for s in self.stages)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["stages"] = [dataclasses.asdict(s) for s in self.stages]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TinyConfig":
+        d = dict(d)
+        d["stages"] = tuple(Stage(**s) for s in d.get("stages", ()))
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown TinyConfig fields: {', '.join(unknown)}")
+        return cls(**d)
+
+    def with_steps(self, **steps: int) -> "TinyConfig":
+        """A copy with some stages' step counts replaced (by stage name)."""
+        unknown = set(steps) - {s.name for s in self.stages}
+        if unknown:
+            raise ValueError(f"unknown stages {sorted(unknown)}; known: {[s.name for s in self.stages]}")
+        stages = tuple(dataclasses.replace(s, steps=int(steps.get(s.name, s.steps))) for s in self.stages)
+        return dataclasses.replace(self, stages=stages)
+
+
+PRESETS: dict[str, TinyConfig] = {
+    "coldstart": TinyConfig(),
+    # A few seconds on a CPU: for tests and for trying the command.
+    "smoke": TinyConfig(
+        train_clips=24, val_questions=8, num_frames=4, image_size=32, patch_size=8, vision_width=32,
+        vision_layers=1, chunks_per_frame=2, latents_per_chunk=1, resampler_layers=1, resampler_dim_head=16, text_width=32,
+        text_layers=1, text_heads=2, text_kv_heads=1, text_ffn=64, vocab_size=300, threads=1,
+        checkpoint_every=2,
+        stages=(
+            Stage("vision", 2, 1e-3, video_batch=4, drill_batch=0, lm=False, probe_weight=1.0, warmup=1),
+            Stage("drill", 2, 1e-3, video_batch=0, drill_batch=4, warmup=1),
+            Stage("align", 2, 1e-3, video_batch=4, drill_batch=2, caption_share=1.0, probe_weight=0.5, warmup=1),
+            Stage("coldstart", 2, 1e-3, video_batch=4, drill_batch=2, caption_share=0.5, probe_weight=0.5, warmup=1),
+        ),
+    ),
+}

@@ -1,0 +1,127 @@
+"""The texts the tiny policy is trained on: captions, reasoning traces, the option-lookup drill.
+
+Nothing here touches a model; every function is a pure function of its arguments, so the
+training data is fixed by the seed. Read with ``tinyr1/tiny/train.py``.
+
+- ``option_tokens()``: the fused option tokens ("A. right", "B. 3", ...). The prompt keeps the
+  paper's user-facing lines ``A. right``; the tokenizer reads each whole line as ONE token, so
+  finding the option whose text equals what the trace concluded is a one-token lookup
+  (DESIGN 4: without it, a tiny model stays at chance on the letter).
+- ``trace(think, content, letter)``: the world's trace plus a closing sentence that states the
+  content right before its letter: "... So it moves down. Answer: down B."
+- ``caption(facts, indices)``: the alignment target, what each sampled frame shows, in the order
+  of the frame's cells: "Frame 1: a red square at the left, a blue circle at the top right. ..."
+- ``drill(rng)``: a text-only row of the lookup drill: four fused options, then eight
+  "Answer: X L." sentences (loss on the letters only).
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from tinyr1.format import LETTERS, SYSTEM_PROMPT, build_prompt, format_completion, render_options
+from tinyr1.world import COLORS, DIRECTIONS, MAX_COUNT, SHAPES
+
+NUM_OPTIONS = 4
+#: Every option text the world can ask about (directions, colours, counts, shapes).
+OPTION_WORDS: tuple[str, ...] = (*DIRECTIONS, *COLORS, *(str(k) for k in range(1, MAX_COUNT + 1)), *SHAPES)
+#: The candidate sets the drill draws its four options from (one family's words each).
+OPTION_SETS: tuple[tuple[str, ...], ...] = (
+    tuple(DIRECTIONS),
+    tuple(COLORS),
+    tuple(str(k) for k in range(1, MAX_COUNT + 1)),
+    tuple(SHAPES),
+)
+#: The question of the alignment (captioning) task; asked without the GRPO suffix.
+CAPTION_QUESTION = "Describe what each frame shows."
+DRILL_LOOKUPS = 8
+
+
+def option_tokens(words: Sequence[str] = OPTION_WORDS, n_letters: int = NUM_OPTIONS) -> list[str]:
+    """The fused tokens: exactly the text ``render_options`` writes for each (letter, word)."""
+    return [f"{letter}. {word}" for letter in LETTERS[:n_letters] for word in words]
+
+
+def lookup_sentence(content: str, letter: str) -> str:
+    """The closing sentence of every trace and of the drill: the content, then at once its letter
+    ("Answer: down B."), so the letter is one lookup away from the token before it."""
+    return f"Answer: {content} {letter}."
+
+
+def trace(think: str, content: str, letter: str) -> str:
+    """The think text the policy is taught: the world's trace, then the lookup sentence."""
+    return f"{think.strip()} {lookup_sentence(content, letter)}"
+
+
+def completion(think: str, content: str, letter: str) -> str:
+    """The SFT target (without the end token): ``<think>trace</think><answer>L</answer>``."""
+    return format_completion(trace(think, content, letter), letter)
+
+
+def where(obj: dict[str, Any], frame: int, size: int) -> str:
+    """Where a shape's centre is at ``frame``, in thirds of the frame, in the words of the world's
+    traces without the preposition: "left", "centre", "top right"."""
+    cx = (obj["x"][frame] + obj["size"] / 2) / size
+    cy = (obj["y"][frame] + obj["size"] / 2) / size
+    h = "left" if cx < 1 / 3 else "right" if cx > 2 / 3 else "centre"
+    v = "top" if cy < 1 / 3 else "bottom" if cy > 2 / 3 else "middle"
+    if v == "middle":
+        return h
+    return v if h == "centre" else f"{v} {h}"
+
+
+def caption(facts: dict[str, Any], indices: Sequence[int]) -> str:
+    """What each sampled frame shows (``indices``: the video frames the model sees), from the
+    world's ground truth: the visible shapes in reading order of their centres (top row first,
+    left to right), as the visual tokens are laid out:
+    "Frame 1: a red square at the left, a blue circle at the top right. Frame 2: nothing. ..." """
+    size = int(facts["size"])
+    sentences = []
+    for k, f in enumerate(indices, 1):
+        seen = []
+        for o in facts["objects"]:
+            if o["visible"][f]:
+                cx = min(2, int(3 * (o["x"][f] + o["size"] / 2) / size))
+                cy = min(2, int(3 * (o["y"][f] + o["size"] / 2) / size))
+                seen.append((cy, cx, f"a {o['color']} {o['kind']} {_with_preposition(where(o, f, size))}"))
+        words = ", ".join(w for _, _, w in sorted(seen)) if seen else "nothing"
+        sentences.append(f"Frame {k}: {words}.")
+    return " ".join(sentences)
+
+
+def _with_preposition(place: str) -> str:
+    return f"in the {place}" if place in ("centre", "middle") else f"at the {place}"
+
+
+def caption_prompt() -> str:
+    return build_prompt(CAPTION_QUESTION, None, suffix=False)
+
+
+def drill(rng: np.random.Generator, lookups: int = DRILL_LOOKUPS) -> tuple[str, list[tuple[int, int]]]:
+    """One drill row: (text, spans) where ``spans`` are the character spans of the letters to
+    learn. Options: four words of one candidate set, shuffled; each lookup names one of them."""
+    words = OPTION_SETS[int(rng.integers(len(OPTION_SETS)))]
+    options = [words[i] for i in rng.permutation(len(words))[:NUM_OPTIONS]]
+    text = render_options(options) + "\n"
+    spans = []
+    for _ in range(lookups):
+        j = int(rng.integers(NUM_OPTIONS))
+        sentence = lookup_sentence(options[j], LETTERS[j])
+        start = len(text) + 1 + sentence.rindex(LETTERS[j])  # +1: the space before the sentence
+        text += " " + sentence
+        spans.append((start, start + 1))
+    return text, spans
+
+
+def tokenizer_corpus(samples: Sequence[Any], rng: np.random.Generator, drills: int = 200) -> list[str]:
+    """Texts the BPE is trained on: the prompts, traces and captions of ``samples`` (objects with
+    question, options, think, answer, answer_text, caption) and some drill rows."""
+    texts = [SYSTEM_PROMPT, caption_prompt()]
+    for s in samples:
+        texts.append(build_prompt(s.question, s.options))
+        texts.append(completion(s.think, s.answer_text, s.answer))
+        if getattr(s, "caption", None):
+            texts.append(s.caption)
+    texts += [drill(rng)[0] for _ in range(drills)]
+    return texts
