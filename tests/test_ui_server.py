@@ -114,7 +114,9 @@ def test_missing_inputs_get_a_message(client, world_example):
 
 
 def test_stop_cancels_a_run_and_the_next_one_runs(client, world_example):
-    job = client.submit(**world_example, max_new_tokens=1024, temperature=1.0, seed=3, api_name="/reason")
+    # The random policy: a trained one may finish its short answer before the cancel arrives.
+    job = client.submit(**world_example, policy="tiny-random", max_new_tokens=1024, temperature=1.0, seed=3,
+                        api_name="/reason")
     deadline = time.time() + 30
     while not any("completion" in r for r in _results(job.outputs())) and time.time() < deadline:
         time.sleep(0.02)

@@ -78,16 +78,17 @@ class TinyConfig:
     connector_init: bool = True  #: resampler weights drawn so the video gets through (train.init_connector)
     # training
     drill_weight: float = 1.0
+    context_drill: bool = True  #: in video stages, drill after a real prompt and trace (texts.context_drill)
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     threads: int = 2  #: torch threads: results are reproducible for a fixed count
     checkpoint_every: int = 100
-    eval_every: int = 0  #: also evaluate every N steps of video stages (0: only at their ends)
+    eval_every: int = 250  #: also evaluate every N steps of trace stages (0: only at their ends)
     stages: tuple[Stage, ...] = (
-        Stage("vision", 200, 2e-3, video_batch=32, drill_batch=0, lm=False, probe_weight=1.0, warmup=20),
-        Stage("drill", 600, 2e-3, video_batch=0, drill_batch=32, warmup=30, min_lr_ratio=0.5),
-        Stage("align", 400, 2e-3, video_batch=32, drill_batch=8, caption_share=1.0, probe_weight=0.5, warmup=30),
-        Stage("coldstart", 300, 1e-3, video_batch=32, drill_batch=8, caption_share=0.25, probe_weight=0.5, warmup=20),
+        Stage("vision", 300, 2e-3, video_batch=32, drill_batch=0, lm=False, probe_weight=1.0, warmup=20),
+        Stage("drill", 1000, 2e-3, video_batch=0, drill_batch=32, warmup=30, min_lr_ratio=0.5),
+        Stage("align", 800, 2e-3, video_batch=32, drill_batch=16, caption_share=1.0, probe_weight=0.5, warmup=30),
+        Stage("coldstart", 1000, 1e-3, video_batch=32, drill_batch=16, caption_share=0.25, probe_weight=0.5, warmup=20),
     )
 
     def __post_init__(self) -> None:

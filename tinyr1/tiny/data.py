@@ -114,9 +114,13 @@ def caption_example(tokenizer, caption: str, num_visual: int, clip: int) -> Exam
     return video_example(tokenizer, texts.caption_prompt(), caption, num_visual, clip)
 
 
-def drill_example(tokenizer, rng: np.random.Generator) -> Example:
-    """A text-only lookup drill row; loss on the letter tokens only."""
-    text, spans = texts.drill(rng)
+def drill_example(tokenizer, rng: np.random.Generator, row: VideoQA | None = None) -> Example:
+    """A text-only lookup drill row; loss on the letter tokens only. With ``row``: the lookups
+    follow that question's prompt and trace (``texts.context_drill``)."""
+    if row is None:
+        text, spans = texts.drill(rng)
+    else:
+        text, spans = texts.context_drill(row.question, row.options, row.think or "", rng)
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids = enc["input_ids"]
     labels = [IGNORE] * len(ids)

@@ -12,7 +12,8 @@ training data is fixed by the seed. Read with ``tinyr1/tiny/train.py``.
 - ``caption(facts, indices)``: the alignment target, what each sampled frame shows, in the order
   of the frame's cells: "Frame 1: a red square at the left, a blue circle at the top right. ..."
 - ``drill(rng)``: a text-only row of the lookup drill: four fused options, then eight
-  "Answer: X L." sentences (loss on the letters only).
+  "Answer: X L." sentences (loss on the letters only); ``context_drill``: the same lookups at the
+  end of a real question's prompt and trace (without the video), at the distances traces have.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from tinyr1.format import LETTERS, SYSTEM_PROMPT, build_prompt, format_completion, render_options
+from tinyr1.format import IMAGE_TOKEN, LETTERS, SYSTEM_PROMPT, THINK_OPEN, build_prompt, format_completion, render_options
 from tinyr1.world import COLORS, DIRECTIONS, MAX_COUNT, SHAPES
 
 NUM_OPTIONS = 4
@@ -109,6 +110,23 @@ def drill(rng: np.random.Generator, lookups: int = DRILL_LOOKUPS) -> tuple[str, 
         j = int(rng.integers(NUM_OPTIONS))
         sentence = lookup_sentence(options[j], LETTERS[j])
         start = len(text) + 1 + sentence.rindex(LETTERS[j])  # +1: the space before the sentence
+        text += " " + sentence
+        spans.append((start, start + 1))
+    return text, spans
+
+
+def context_drill(question: str, options: Sequence[str], think: str, rng: np.random.Generator,
+                  lookups: int = DRILL_LOOKUPS) -> tuple[str, list[tuple[int, int]]]:
+    """The drill where the lookups really happen: a question's whole prompt (without the video)
+    and the start of its trace, then lookups among ITS options at the trace's end, where the
+    content is tens of tokens away from the option lines (the bare drill has them adjacent)."""
+    prompt = build_prompt(question, options).replace(IMAGE_TOKEN, "")
+    text = f"{prompt}{THINK_OPEN}{think.strip()}"
+    spans = []
+    for _ in range(lookups):
+        j = int(rng.integers(len(options)))
+        sentence = lookup_sentence(options[j], LETTERS[j])
+        start = len(text) + 1 + sentence.rindex(LETTERS[j])
         text += " " + sentence
         spans.append((start, start + 1))
     return text, spans

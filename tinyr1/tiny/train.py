@@ -199,7 +199,13 @@ class Batches:
             if stage.probe_weight > 0:
                 out["targets"] = torch.from_numpy(self.targets[picks])
         if stage.drill_batch:
-            rows = [drill_example(self.tokenizer, rng) for _ in range(stage.drill_batch)]
+            # Video stages drill in context (a real prompt and trace before the lookups); the
+            # drill stage alone uses the bare, short rows that get past the plateau fastest.
+            if stage.video_batch and self.cfg.context_drill:
+                picks = rng.integers(len(self.clips), size=stage.drill_batch)
+                rows = [drill_example(self.tokenizer, rng, self.clips.rows[int(i)]) for i in picks]
+            else:
+                rows = [drill_example(self.tokenizer, rng) for _ in range(stage.drill_batch)]
             out["drill"] = collate(rows, self.tokenizer.pad_token_id)
         return out
 

@@ -1,0 +1,53 @@
+"""The shipped tiny policy: present, small, documented, and better than chance on held-out
+world questions decoded from real mp4 files (a fast check of the card's numbers).
+
+Run: .venv/bin/pytest tests/test_shipped_policy.py -q
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import ASSETS
+from tinyr1.data import load_dataset
+from tinyr1.evaluate import evaluate
+from tinyr1.policy import POLICIES_DIR, GenerationSettings, default_policy_path, load_policy
+from tinyr1.world import DEFAULT_FAMILIES, write_split
+
+COLDSTART = ASSETS / "policies" / "tiny-coldstart"
+ASSETS_LIMIT = 20 * 1024 * 1024  # the issue's budget for everything under assets/
+CHANCE = 0.25  # four options
+
+
+def test_assets_fit_the_budget():
+    total = sum(p.stat().st_size for p in ASSETS.rglob("*") if p.is_file())
+    assert total <= ASSETS_LIMIT, f"assets/ holds {total / 2**20:.1f} MB"
+
+
+def test_card_states_how_the_policy_was_made():
+    card = (COLDSTART / "README.md").read_text(encoding="utf-8")
+    for needed in ("tinyr1 train-tiny", "seed", "T = 1", "greedy", "nf4", "per family", "traces"):
+        assert needed in card, f"the model card does not mention {needed!r}"
+    meta = json.loads((COLDSTART / "policy.json").read_text())
+    assert meta["recipe"]["seed"] == 0 and meta["command"].startswith("tinyr1 train-tiny")
+
+
+def test_default_policy_is_an_embedded_one(monkeypatch):
+    monkeypatch.delenv("TINYR1_POLICY", raising=False)
+    assert default_policy_path().parent == POLICIES_DIR
+
+
+@pytest.fixture(scope="module")
+def test_rows(tmp_path_factory):
+    """The first 64 questions of the held-out test split (the card's evaluation starts the same)."""
+    return load_dataset(write_split("test", 64, tmp_path_factory.mktemp("test-split")))
+
+
+def test_shipped_policy_beats_chance_on_held_out_questions(test_rows):
+    policy = load_policy(COLDSTART)
+    report = evaluate(policy, test_rows, GenerationSettings(temperature=0.0, max_new_tokens=160), batch_size=64)
+    assert report["n"] == 64 and set(report["per_family"]) == set(DEFAULT_FAMILIES)
+    assert report["format_rate"] > 0.9
+    assert report["accuracy"] > 0.35, report["per_family"]
+    assert report["accuracy"] > CHANCE + 0.1
