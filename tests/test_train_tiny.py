@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from tinyr1.format import LETTERS, build_prompt, parse, render_options
+from tinyr1.format import LETTERS, parse, render_options
 from tinyr1.tiny import PRESETS, TrainError, train
 from tinyr1.tiny import texts
 from tinyr1.tiny.train import CHECKPOINT, lr_at
@@ -43,6 +43,23 @@ def test_trace_states_the_content_then_its_letter(seed):
     assert parsed.think.startswith(s.think)
     assert parsed.think.endswith(f"Answer: {s.answer_text} {s.answer}.")
     assert s.options[LETTERS.index(s.answer)] == s.answer_text
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_direction_traces_name_full_places_others_unchanged(seed):
+    """The taught direction trace states both coordinates of the start and end cells (so the
+    axis need not be known before the frames are compared) and keeps the world's conclusion."""
+    s = make_sample(seed)
+    taught = texts.think_for(s.think, s.facts, s.family)
+    if s.family != "direction":
+        assert taught == s.think
+        return
+    obj, size = s.facts["objects"][0], s.facts["size"]
+    assert taught.endswith(f"So it moves {s.facts['direction']}.") and s.think.endswith(f"So it moves {s.facts['direction']}.")
+    assert f"the {obj['color']} {obj['kind']} is" in taught
+    start, end = texts.where(obj, 0, size), texts.where(obj, len(obj["x"]) - 1, size)
+    assert f"the {start}." in taught.split(". ")[0] + "."
+    assert f"the {end}" in taught.split(". ")[1]
 
 
 @pytest.mark.parametrize("seed", range(8))

@@ -71,7 +71,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from None
     if args.max_minutes is not None and args.max_minutes <= 0:
         raise UserError(f"--max-minutes must be > 0, got {args.max_minutes}")
-    command = "tinyr1 " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["train-tiny"] else None
+    # The recipe's command, as written for a fresh run (a --resume continues the same recipe).
+    argv = [a for a in sys.argv[1:] if a != "--resume"]
+    command = "tinyr1 " + " ".join(shlex.quote(a) for a in argv) if argv[:1] == ["train-tiny"] else None
     try:
         path = train(cfg, args.out, resume=args.resume, progress=not args.quiet, command=command,
                      max_seconds=None if args.max_minutes is None else 60 * args.max_minutes)

@@ -106,7 +106,8 @@ def video_example(tokenizer, prompt: str, target: str, num_visual: int, clip: in
 def trace_example(tokenizer, row: VideoQA, num_visual: int, clip: int) -> Example:
     from tinyr1.format import build_prompt
 
-    target = texts.completion(row.think or "", row.answer_text() or "", row.answer or "")
+    think = texts.think_for(row.think or "", row.extra.get("facts"), row.family)
+    target = texts.completion(think, row.answer_text() or "", row.answer or "")
     return video_example(tokenizer, build_prompt(row.question, row.options), target, num_visual, clip)
 
 
@@ -120,7 +121,8 @@ def drill_example(tokenizer, rng: np.random.Generator, row: VideoQA | None = Non
     if row is None:
         text, spans = texts.drill(rng)
     else:
-        text, spans = texts.context_drill(row.question, row.options, row.think or "", rng)
+        think = texts.think_for(row.think or "", row.extra.get("facts"), row.family)
+        text, spans = texts.context_drill(row.question, row.options, think, rng)
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids = enc["input_ids"]
     labels = [IGNORE] * len(ids)

@@ -9,6 +9,8 @@ training data is fixed by the seed. Read with ``tinyr1/tiny/train.py``.
   (DESIGN 4: without it, a tiny model stays at chance on the letter).
 - ``trace(think, content, letter)``: the world's trace plus a closing sentence that states the
   content right before its letter: "... So it moves down. Answer: down B."
+- ``think_for(think, facts, family)``: the trace taught, the world's except that direction names
+  full places ("at the top left") instead of one axis (see there why);
 - ``caption(facts, indices)``: the alignment target, what each sampled frame shows, in the order
   of the frame's cells: "Frame 1: a red square at the left, a blue circle at the top right. ..."
 - ``drill(rng)``: a text-only row of the lookup drill: four fused options, then eight
@@ -70,6 +72,33 @@ def where(obj: dict[str, Any], frame: int, size: int) -> str:
     if v == "middle":
         return h
     return v if h == "centre" else f"{v} {h}"
+
+
+_FURTHER = {"left": "further left", "right": "further right", "up": "higher", "down": "lower"}
+
+
+def think_for(think: str, facts: dict[str, Any] | None, family: str | None) -> str:
+    """The trace the policy learns for a question: the world's, except for direction, whose places
+    are given in full ("at the top left") rather than along the motion's axis only ("at the left").
+
+    Why: the world's direction trace names the axis in its first words ("At the start the square
+    is at the left"), so the policy must know the motion's axis before it has compared two frames.
+    The first shipped cold start always chose the vertical axis (measured: 80% right on vertical
+    motion, 9% on horizontal). Full places are what the captions taught, and the comparison comes
+    after both are stated."""
+    if family != "direction" or not facts or not facts.get("objects"):
+        return think
+    obj, size = facts["objects"][0], int(facts["size"])
+    last = len(obj["x"]) - 1
+    start, end = where(obj, 0, size), where(obj, last, size)
+    name = f"{obj['color']} {obj['kind']}"
+    direction = facts.get("direction")
+    if start != end:
+        seen = f"At the start the {name} is {_with_preposition(start)}. At the end it is {_with_preposition(end)}."
+    else:  # a slow shape may stay within one cell: say how it changed anyway, as the world does
+        seen = (f"At the start the {name} is {_with_preposition(start)}. At the end it is "
+                f"{_FURTHER.get(direction, 'elsewhere')}, still {_with_preposition(end)}.")
+    return f"{seen} So it moves {direction}."
 
 
 def caption(facts: dict[str, Any], indices: Sequence[int]) -> str:

@@ -10,9 +10,10 @@ What happens, in order (everything under OUT):
    through ``tinyr1.video.load_frames`` (the policy's frame count) and cached (tinyr1.tiny.data);
 2. ``tokenizer/``: a byte-level BPE trained on the prompts, traces, captions and drill rows, with
    the fused option tokens added (tinyr1.tiny.texts);
-3. the stages of the config (tinyr1.tiny.config): drill, align (captions), coldstart (traces),
-   each batch a pure function of (seed, stage, step), so the run is reproducible and a resumed
-   run takes the very batches the interrupted one would have taken;
+3. the stages of the config (tinyr1.tiny.config): vision (read-out of the visual tokens,
+   tinyr1.tiny.probe), drill (option lookups), align (captions), coldstart (traces); each batch a
+   pure function of (seed, stage, step), so the run is reproducible and a resumed run takes the
+   very batches the interrupted one would have taken;
 4. ``checkpoint/`` every ``checkpoint_every`` steps and at each stage's end (model, optimizer,
    position; written to a temporary folder, then renamed), ``log.jsonl`` (losses, evaluations);
 5. ``policy/``: the final policy directory (weights, tokenizer, ``policy.json`` with the recipe
@@ -20,6 +21,8 @@ What happens, in order (everything under OUT):
 
 Reproducibility: ``torch.manual_seed(seed)`` before the weights are made, no dropout, a fixed
 number of torch threads (``threads``; results differ between thread counts, not between runs).
+The clips are the one outside source of variation: the H.264 encoder does not write every clip
+bit-identically run to run, so two fresh runs can differ slightly; a resume reuses OUT/data.
 """
 from __future__ import annotations
 
@@ -436,6 +439,7 @@ def train(
         "kind": "trained",
         "recipe": cfg.to_dict(),
         "command": command,
+        "resumed": state is not None,
         "parameters": n_params,
         "train_clips": len(clips),
         "training_minutes": round(elapsed / 60, 2),
