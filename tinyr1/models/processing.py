@@ -21,13 +21,9 @@ from PIL import Image
 from tinyr1.format import IMAGE_TOKEN, IMAGE_TOKEN_INDEX
 
 
-def preprocess_frames(
-    frames: np.ndarray,
-    image_size: int,
-    mean: Sequence[float] = (0.5, 0.5, 0.5),
-    std: Sequence[float] = (0.5, 0.5, 0.5),
-) -> torch.Tensor:
-    """uint8 frames [N, H, W, 3] (or one frame [H, W, 3]) -> float32 [N, 3, S, S], normalised."""
+def as_uint8_frames(frames: np.ndarray) -> np.ndarray:
+    """Validate frames [N, H, W, 3] (or one [H, W, 3]) and return them as uint8 (float frames in
+    [0, 1] are scaled); shared by the TinyLLaVA and Qwen2.5-VL preprocessing."""
     arr = np.asarray(frames)
     if arr.ndim == 3:
         arr = arr[None]
@@ -39,6 +35,17 @@ def preprocess_frames(
         if np.issubdtype(arr.dtype, np.floating) and arr.size and float(arr.max()) <= 1.0:
             arr = arr * 255.0  # float frames in [0, 1]
         arr = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+    return arr
+
+
+def preprocess_frames(
+    frames: np.ndarray,
+    image_size: int,
+    mean: Sequence[float] = (0.5, 0.5, 0.5),
+    std: Sequence[float] = (0.5, 0.5, 0.5),
+) -> torch.Tensor:
+    """uint8 frames [N, H, W, 3] (or one frame [H, W, 3]) -> float32 [N, 3, S, S], normalised."""
+    arr = as_uint8_frames(frames)
     if arr.shape[1:3] != (image_size, image_size):
         arr = np.stack([np.asarray(Image.fromarray(f).resize((image_size, image_size), Image.BICUBIC)) for f in arr])
     x = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).float().div_(255.0)

@@ -45,6 +45,7 @@ import numpy as np
 import torch
 
 from tinyr1.format import build_question, render_options
+from tinyr1.models.processing import as_uint8_frames
 
 #: CLIP's normalisation, which Qwen2-VL's processors use.
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -149,19 +150,7 @@ def smart_resize(height: int, width: int, factor: int = 28, min_pixels: int = 56
     return h_bar, w_bar
 
 
-def _as_uint8_frames(frames: np.ndarray) -> np.ndarray:
-    arr = np.asarray(frames)
-    if arr.ndim == 3:
-        arr = arr[None]
-    if arr.ndim != 4 or arr.shape[-1] != 3:
-        raise ValueError(f"frames must be an array [N, H, W, 3], got shape {arr.shape}")
-    if arr.shape[0] == 0:
-        raise ValueError("no frames to preprocess")
-    if arr.dtype != np.uint8:
-        if np.issubdtype(arr.dtype, np.floating) and arr.size and float(arr.max()) <= 1.0:
-            arr = arr * 255.0
-        arr = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
-    return arr
+
 
 
 def target_size(frames: np.ndarray, proc: VideoProcessing) -> tuple[int, int]:
@@ -173,7 +162,7 @@ def target_size(frames: np.ndarray, proc: VideoProcessing) -> tuple[int, int]:
 def video_tensor(frames: np.ndarray, proc: VideoProcessing, size: tuple[int, int] | None = None) -> torch.Tensor:
     """Steps 1-4: uint8 frames [N, H, W, 3] -> normalised float32 [N, 3, h, w] at ``size``
     (default: ``target_size``). ``size`` must be multiples of ``proc.factor``."""
-    arr = _as_uint8_frames(frames)
+    arr = as_uint8_frames(frames)
     h, w = size or target_size(arr, proc)
     if h % proc.factor or w % proc.factor:
         raise ValueError(f"size {h}x{w} is not a multiple of {proc.factor}")
