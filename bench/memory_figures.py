@@ -19,11 +19,12 @@ check of that formula against tiny models loaded for real.
 
 Weights only: activations, the KV cache and the CUDA context come on top.
 
-3. ``--speed`` (for a machine with a GPU; not run yet, docs/POLICIES.md): a real-size
+3. ``--speed`` (for a machine with a GPU; results on an H200 in docs/POLICIES.md): a real-size
    TinyLLaVA-Video with random weights (the published TinyLLaVA-Video-R1 architecture), in bf16 and
    in nf4, answers one 16-frame question with 128 new tokens (the end token suppressed so every
-   run is 128 tokens): load seconds, weights' bytes, peak GPU memory, encode + prefill seconds and
-   decode tokens per second. ``--speed --size tiny --device cpu`` runs the same code on the
+   run is 128 tokens) after a warm-up answer of the same shape, three times: load seconds,
+   weights' bytes, peak GPU memory, and the medians of encode + prefill seconds and decode tokens
+   per second. ``--speed --size tiny --device cpu`` runs the same code on the
    embedded-size model (a smoke check of the script on a CPU).
 
     .venv/bin/python bench/memory_figures.py --speed --device cuda --json gpu.json
@@ -103,9 +104,11 @@ def measured_rows() -> list[dict]:
     return rows
 
 
-def speed_rows(device: str, size: str, new_tokens: int = 128, frames: int = 16) -> list[dict]:
+def speed_rows(device: str, size: str, new_tokens: int = 128, frames: int = 16, repeats: int = 3) -> list[dict]:
     """Load a random TinyLLaVA-Video (real size or embedded size) in bf16 and nf4 on ``device``;
-    time one streamed-size answer. Random weights: speed and memory only, the text is noise."""
+    after a warm-up answer, time ``repeats`` answers and keep the medians. Random weights: speed
+    and memory only, the text is noise. ``params`` counts the elements as stored (a packed nf4
+    weight holds two parameters per element), so compare weights_bytes, not params."""
     import numpy as np
     import torch
 
@@ -146,12 +149,17 @@ def speed_rows(device: str, size: str, new_tokens: int = 128, frames: int = 16) 
         policy = NoEnd(model.eval(), tokenizer, name=f"random-{size}", quantization=quantization)
         load_s = time.perf_counter() - start
         settings = GenerationSettings(max_new_tokens=new_tokens, temperature=1.0, seed=0)
-        policy.generate(frames_in[:2], "warm-up", None, GenerationSettings(max_new_tokens=2))
+        # warm-up at the timed shape (first use of each kernel, cuBLAS handles, the allocator)
+        policy.generate(frames_in, "How many squares appear?", ["1", "2", "3", "4"], GenerationSettings(max_new_tokens=16))
         if device.startswith("cuda"):
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
-        text = policy.generate(frames_in, "How many squares appear?", ["1", "2", "3", "4"], settings)
-        stats = dict(policy.last_stats)
+        runs = []
+        for _ in range(repeats):
+            text = policy.generate(frames_in, "How many squares appear?", ["1", "2", "3", "4"], settings)
+            runs.append(dict(policy.last_stats))
+        stats = {k: float(np.median([r[k] for r in runs])) for k in ("encode_s", "prefill_s", "tokens_per_s")}
+        stats["new_tokens"] = runs[-1]["new_tokens"]
         peak = torch.cuda.max_memory_allocated() if device.startswith("cuda") else None
         rows.append({"size": size, "device": device, "quantization": quantization or "bf16",
                      "params": sum(p.numel() for p in policy.core.parameters()),
