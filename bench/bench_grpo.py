@@ -5,6 +5,10 @@
     .venv/bin/python bench/bench_grpo.py --policy assets/policies/tiny-coldstart --steps 8
     .venv/bin/python bench/bench_grpo.py --prompts 1 --json out.json        # one prompt per step
     .venv/bin/python bench/bench_grpo.py --device cuda --threads 0          # on a GPU
+    .venv/bin/python bench/bench_grpo.py --size real --device cuda --threads 0 --prompts 1 \
+        --max-new-tokens 128 --variants batched                    # real-size policy, bf16, full FT
+    .venv/bin/python bench/bench_grpo.py --size real --device cuda --threads 0 --prompts 1 \
+        --quantization nf4 --lora-r 16                            # real size, nf4 base + LoRA
 
 Both variants run the whole ``tinyr1.grpo.train`` step (sample, score with the paper's reward,
 advantages, reference log-probs for the KL, one AdamW update): the only difference is how the
@@ -16,7 +20,18 @@ The two runs are interleaved step by step in one process (the 2 cores are shared
 affect both alike); the first ``--warmup`` steps of each are dropped; medians are reported, with
 the rollout (sampling + scoring) and update parts. Peak memory per step: the peak resident set
 size during the step (sampled every 2 ms from /proc) minus the RSS before it, and on CUDA the
-peak allocated memory (``torch.cuda.max_memory_allocated``, reset per step).
+peak allocated memory (``torch.cuda.max_memory_allocated``, reset per step) and what was
+allocated before the step (both variants' models, references and optimizer states included).
+
+``--size real``: a random policy of the published TinyLLaVA-Video-R1 size (3.6B parameters, bf16,
+built in memory by ``bench/random_real.py`` as ``memory_figures.py --speed`` builds it; drawn on
+the GPU when ``--device cuda``); ``--quantization nf4`` loads it (or the ``--policy``) 4-bit,
+which trains only through LoRA (``--lora-r``). Every variant gets its own copy of the policy.
+After the measured steps the runs are closed without the checkpoint that closing a
+``train`` generator writes (a real-size one would be tens of GB). ``main(argv)`` may be called
+more than once in a process: the random real-size weights are then drawn once. ``--world memory``
+keeps the synthetic clips in memory instead of writing mp4s (for a machine without PyAV; see
+``world_rows``).
 """
 from __future__ import annotations
 
@@ -28,10 +43,16 @@ import statistics
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # random_real
+
+#: what ``--size real`` draws (random_real.random_weights); a test may set "tiny" to run the path fast
+REAL_SIZE = "real"
 
 
 def rss_bytes() -> int:
@@ -105,6 +126,86 @@ class SequentialSampling:
         )
 
 
+def close_without_checkpoint(gen: Any) -> None:
+    """Close a ``tinyr1.grpo.train`` generator without the checkpoint that closing it writes for
+    the completed steps (the trainer believes the last step is saved)."""
+    frame = getattr(gen, "gi_frame", None)
+    trainer = frame.f_locals.get("self") if frame is not None else None
+    if trainer is not None and hasattr(trainer, "saved_step"):
+        trainer.saved_step = trainer.step
+    gen.close()
+
+
+def world_rows(n: int, tmp: Path, source: str) -> list[Any]:
+    """``n`` training rows of the synthetic world. ``video`` (default): clips written as mp4 and
+    decoded by PyAV when first used, as in training. ``memory``: the same samples, never encoded
+    (for a machine without PyAV): ``tinyr1.video.load_frames`` is replaced in this process by a
+    look-up of the rendered frames at the same indices (``linspace(0, T-1, k, dtype=int)``), so
+    no decoding time is in the rollout and the frames lack the codec's small losses."""
+    from tinyr1.data import load_dataset, parse_row
+    from tinyr1.world import iter_split, write_split
+
+    if source == "video":
+        return load_dataset(write_split("train", n, tmp / "world", progress=False))
+    import types
+
+    import numpy as np
+
+    import tinyr1.video
+
+    clips: dict[str, np.ndarray] = {}
+    rows = []
+    for sample in iter_split("train", n):
+        row = parse_row(sample.row(tmp / "world" / "clips" / f"{sample.id}.mp4"), base_dir=tmp / "world",
+                        check_files=False)
+        clips[row.video] = sample.frames
+        rows.append(row)
+    decode = tinyr1.video.load_frames
+
+    def load_frames(path: Any, num_frames: int = 16, **kwargs: Any) -> Any:
+        frames = clips.get(str(path))
+        if frames is None:
+            return decode(path, num_frames, **kwargs)
+        indices = np.linspace(0, len(frames) - 1, num_frames, dtype=int)
+        return types.SimpleNamespace(frames=frames[indices], indices=indices.tolist())
+
+    tinyr1.video.load_frames = load_frames
+    return rows
+
+
+def build_policies(args: argparse.Namespace, variants: list[str], tmp: Path) -> tuple[dict[str, Any], str, float]:
+    """One policy per variant (the sequential one wrapped), what they are, and the load seconds."""
+    from tinyr1.policy import load_policy
+
+    quantization = None if args.quantization == "none" else args.quantization
+    start = time.perf_counter()
+    if args.size == "real":
+        import random_real
+
+        init = args.device if args.device and args.device.startswith("cuda") else "cpu"
+        if init == "cpu" and args.device is None and torch.cuda.is_available():
+            init = "cuda"
+        try:
+            config, tokenizer, state = random_real.random_weights(REAL_SIZE, init_device=init)
+        except Exception as exc:  # noqa: BLE001 - e.g. out of GPU memory: draw them on the CPU instead
+            print(f"drawing the weights on {init} failed ({exc}); drawing them on the CPU", file=sys.stderr)
+            config, tokenizer, state = random_real.random_weights(REAL_SIZE)
+        device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        make = lambda: random_real.load_random_policy(config, tokenizer, state, device, quantization,  # noqa: E731
+                                                      name=f"random-{REAL_SIZE}")
+        what = f"random real-size TinyLLaVA-Video-R1 architecture (bench/random_real.py, {REAL_SIZE!r})"
+    else:
+        from tinyr1.models.random import make_random_policy
+
+        policy_dir = args.policy or make_random_policy(tmp / "policy", "embedded", seed=0)
+        make = lambda: load_policy(policy_dir, device=args.device, quantization=quantization)  # noqa: E731
+        what = str(policy_dir) if args.policy else "random embedded-size policy (tinyr1.models.random)"
+    policies = {}
+    for name in variants:
+        policies[name] = make() if name == "batched" else SequentialSampling(make())
+    return policies, what, time.perf_counter() - start
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--policy", help="policy directory (default: a random policy of the embedded size)")
@@ -116,28 +217,46 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1,
                     help="torch CPU threads (default 1: on the shared 2-core machine more threads only contend; 0 = torch's default)")
     ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    ap.add_argument("--size", choices=("embedded", "real"), default="embedded",
+                    help="random policy's size when no --policy: embedded (default) or real (3.6B, bf16, built in memory)")
+    ap.add_argument("--quantization", choices=("none", "nf4"), default="none",
+                    help="load the policy 4-bit (nf4 needs --lora-r: a quantized base trains only through LoRA)")
+    ap.add_argument("--lora-r", type=int, default=0, help="LoRA rank (GRPOConfig.lora_r; 0 = full fine-tuning)")
+    ap.add_argument("--frames", type=int, default=None, help="frames per video (default: the policy's)")
+    ap.add_argument("--variants", default="batched,sequential",
+                    help="comma-separated: batched (tinyr1), sequential (official structure); default both")
+    ap.add_argument("--world", choices=("video", "memory"), default="video",
+                    help="training clips as mp4 files decoded by PyAV (default) or kept in memory (no PyAV needed)")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args(argv)
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    if not variants or any(v not in ("batched", "sequential") for v in variants) or len(set(variants)) != len(variants):
+        ap.error(f"--variants takes batched and/or sequential, got {args.variants!r}")
+    if args.size == "real" and args.policy:
+        ap.error("--size real builds a random policy: leave --policy out")
+    if args.quantization != "none" and not args.lora_r:
+        ap.error("a quantized policy trains only through LoRA: add --lora-r (e.g. 16)")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from tinyr1.data import load_dataset
     from tinyr1.grpo import GRPOConfig
     from tinyr1.grpo.loop import train
-    from tinyr1.models.random import make_random_policy
-    from tinyr1.policy import load_policy
-    from tinyr1.world import write_split
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-grpo-"))
-    policy_dir = args.policy or make_random_policy(tmp / "policy", "embedded", seed=0)
-    rows = load_dataset(write_split("train", max(16, args.prompts * 2), tmp / "world", progress=False))
+    policies, what, load_s = build_policies(args, variants, tmp)
+    rows = world_rows(max(16, args.prompts * 2), tmp, args.world)
     total = args.steps + args.warmup
+    # the paper preset (G, T = 1, beta 0.01 with a frozen reference, the grpo loss) where it applies
     config = GRPOConfig(steps=total, prompts_per_step=args.prompts, num_generations=args.G,
-                        max_new_tokens=args.max_new_tokens, checkpoint_every=0, learning_rate=1e-6)
-    policies = {"batched": load_policy(policy_dir, device=args.device),
-                "sequential": SequentialSampling(load_policy(policy_dir, device=args.device))}
-    device = policies["batched"].device
+                        max_new_tokens=args.max_new_tokens, checkpoint_every=0, learning_rate=1e-6,
+                        lora_r=args.lora_r, num_frames=args.frames)
+    first = next(iter(policies.values()))
+    device = first.device
+    core = first.core
+    dtype = next(p.dtype for p in core.parameters() if p.is_floating_point())
+    frames = args.frames or first.num_frames
+    parameters = sum(p.numel() for p in core.parameters())
     runs = {name: train(config, pol, rows, tmp / name) for name, pol in policies.items()}
     results: dict[str, list[dict[str, float]]] = {name: [] for name in runs}
     for step in range(total):
@@ -145,36 +264,50 @@ def main(argv: list[str] | None = None) -> int:
             if device.type == "cuda":
                 torch.cuda.synchronize()
                 torch.cuda.reset_peak_memory_stats()
+                before = torch.cuda.memory_allocated()
             with PeakRSS() as mem:
                 record = next(gen)
             m = record.metrics
             row = {"step_time": m["step_time"], "rollout": m["time/rollout"], "update": m["time/update"],
                    "tokens": m["completions/mean_length"], "rss_peak_mb": mem.peak / 2**20,
                    "rss_step_mb": (mem.peak - mem.base) / 2**20}
+            cuda = ""
             if device.type == "cuda":
                 row["cuda_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
+                row["cuda_before_mb"] = before / 2**20
+                cuda = f", GPU peak {row['cuda_peak_mb']:.0f} MiB (before the step {row['cuda_before_mb']:.0f})"
             if step >= args.warmup:
                 results[name].append(row)
             print(f"step {step + 1} {name:>10}: {m['step_time']:.3f} s (rollout {m['time/rollout']:.3f}, "
-                  f"update {m['time/update']:.3f}), {m['completions/mean_length']:.1f} tokens/completion",
+                  f"update {m['time/update']:.3f}), {m['completions/mean_length']:.1f} tokens/completion{cuda}",
                   file=sys.stderr)
+    trainable = sum(p.numel() for p in first.model.parameters() if p.requires_grad)
     for gen in runs.values():
-        gen.close()
+        close_without_checkpoint(gen)
 
     summary: dict[str, Any] = {
-        "policy": str(policy_dir) if args.policy else "random embedded-size policy (tinyr1.models.random)",
-        "parameters": sum(p.numel() for p in policies["batched"].model.parameters()),
-        "device": str(device), "threads": torch.get_num_threads(),
+        "policy": what, "size": "policy" if args.policy else args.size,
+        "parameters": parameters, "trainable_parameters": trainable,
+        "quantization": args.quantization, "lora_r": args.lora_r, "frames": frames, "dtype": str(dtype),
+        "device": str(device), "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "threads": torch.get_num_threads(), "load_s": load_s,
         "prompts_per_step": args.prompts, "G": args.G, "max_new_tokens": args.max_new_tokens,
-        "measured_steps": args.steps, "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        "measured_steps": args.steps, "world": args.world, "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
     }
     for name, rs in results.items():
-        summary[name] = {k: statistics.median(r[k] for r in rs) for k in rs[0]}
-    summary["speedup_step"] = summary["sequential"]["step_time"] / summary["batched"]["step_time"]
-    summary["speedup_rollout"] = summary["sequential"]["rollout"] / summary["batched"]["rollout"]
+        summary[name] = {k: statistics.median(r[k] for r in rs) for k in rs[0]} if rs else None
+    if summary.get("sequential") and summary.get("batched"):
+        summary["speedup_step"] = summary["sequential"]["step_time"] / summary["batched"]["step_time"]
+        summary["speedup_rollout"] = summary["sequential"]["rollout"] / summary["batched"]["rollout"]
     print(json.dumps(summary, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
+    del runs, policies, first, core
+    if device.type == "cuda":  # free the GPU for a next main() in this process
+        import gc
+
+        gc.collect()
+        torch.cuda.empty_cache()
     return 0
 
 

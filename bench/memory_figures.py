@@ -42,6 +42,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))  # random_real
 
 START, END = "<!-- memory-figures:start -->", "<!-- memory-figures:end -->"
 
@@ -112,29 +113,16 @@ def speed_rows(device: str, size: str, new_tokens: int = 128, frames: int = 16, 
     import numpy as np
     import torch
 
+    from random_real import load_random_policy, random_weights
     from tinyr1 import registry
-    from tinyr1.models import TinyLlavaVideoForConditionalGeneration
-    from tinyr1.models.convert import official_config
-    from tinyr1.models.random import tiny_config
-    from tinyr1.policy import GenerationSettings, Policy, _quantization_kwargs, _quiet_loading
-    from tinyr1.tokenizer import default_corpus, train_tokenizer
+    from tinyr1.policy import GenerationSettings, Policy
 
     class NoEnd(Policy):  # every run decodes exactly new_tokens tokens
         @property
         def suppressed_token_ids(self) -> list[int]:
             return sorted({*super().suppressed_token_ids, self.eos_token_id})
 
-    tokenizer = train_tokenizer(default_corpus(), 400)
-    if size == "real":
-        config = official_config(ROOT, registry.ARCHITECTURES["tinyllava_video_r1"])
-    else:
-        config = tiny_config(len(tokenizer), "embedded", pad_token_id=tokenizer.pad_token_id,
-                             eos_token_id=tokenizer.eos_token_id)
-    torch.manual_seed(0)
-    with torch.device("cpu"):
-        base = TinyLlavaVideoForConditionalGeneration(config).to(torch.bfloat16)
-    state = {k: v for k, v in base.state_dict().items() if k != "language_model.lm_head.weight"}
-    del base
+    config, tokenizer, state = random_weights(size)
     rows = []
     frames_in = np.random.default_rng(0).integers(0, 256, (frames, 480, 640, 3), dtype=np.uint8)
     for quantization in (None, "nf4"):
@@ -142,11 +130,8 @@ def speed_rows(device: str, size: str, new_tokens: int = 128, frames: int = 16, 
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
         start = time.perf_counter()
-        kwargs = {"dtype": torch.bfloat16, "device_map": {"": device}, **_quantization_kwargs(quantization, torch.bfloat16)}
-        with _quiet_loading():
-            model = TinyLlavaVideoForConditionalGeneration.from_pretrained(None, config=config, state_dict=dict(state),
-                                                                           **kwargs)
-        policy = NoEnd(model.eval(), tokenizer, name=f"random-{size}", quantization=quantization)
+        policy = load_random_policy(config, tokenizer, state, device, quantization, name=f"random-{size}",
+                                    policy_cls=NoEnd)
         load_s = time.perf_counter() - start
         settings = GenerationSettings(max_new_tokens=new_tokens, temperature=1.0, seed=0)
         # warm-up at the timed shape (first use of each kernel, cuBLAS handles, the allocator)
@@ -169,7 +154,7 @@ def speed_rows(device: str, size: str, new_tokens: int = 128, frames: int = 16, 
                      "gpu": torch.cuda.get_device_name() if device.startswith("cuda") else None,
                      "chars": len(text)})
         print(json.dumps(rows[-1]))
-        del policy, model
+        del policy
     return rows
 
 
