@@ -173,11 +173,12 @@ def world_rows(
     import json
 
     from tinyr1.data import load_dataset
-    from tinyr1.world import DEFAULT_FAMILIES, WorldConfig, write_split
+    from tinyr1.world import DEFAULT_FAMILIES, WORLD_VERSION, WorldConfig, write_split
 
     config = config or WorldConfig()
     fams = tuple(families) if families else DEFAULT_FAMILIES
-    key = json.dumps({"config": config.to_dict(), "families": list(fams)}, sort_keys=True)
+    key = json.dumps({"config": config.to_dict(), "families": list(fams), "world_version": WORLD_VERSION},
+                     sort_keys=True)
     digest = hashlib.sha1(key.encode()).hexdigest()[:10]
     folder = Path(cache_dir or default_cache_dir()) / "world" / f"{split}-n{n}-seed{seed}-{digest}"
     jsonl = folder / "data.jsonl"

@@ -6,6 +6,8 @@
     tinyr1 eval --data my/data.jsonl --limit 100  # any dataset in the JSONL format
     tinyr1 eval --show 5                          # also print 5 random completions to read, beside
                                                   # what the clip shows (world clips)
+    tinyr1 eval --audit                           # and score every statement of the traces against
+                                                  # the clip's ground truth (tinyr1.tiny.audit)
 
 World splits are written once as mp4 clips + JSONL under $TINYR1_CACHE (default ~/.cache/tinyr1)
 and every question's frames are decoded from its file (tinyr1.evaluate). ``--limit N`` keeps the
@@ -47,6 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--quantization", choices=("none", "nf4", "int8"), default="none",
                    help="load the policy quantized with bitsandbytes (default none)")
     p.add_argument("--show", type=int, default=0, metavar="K", help="also print K random completions")
+    p.add_argument("--audit", action="store_true",
+                   help="also check every statement of the traces against the clip's ground truth (world clips; tinyr1.tiny.audit)")
     p.add_argument("--save", metavar="FILE", help="write the full report, every completion included, as JSON")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.set_defaults(func=run)
@@ -81,9 +85,13 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{len(unanswered)} of {len(rows)} questions have no answer to check "
                         f"(first: {unanswered[0].id or unanswered[0].video})")
     report = evaluate(policy, rows, settings, batch_size=args.batch_size, progress=not args.json,
-                      keep_records=bool(args.save or args.show))
+                      keep_records=bool(args.save or args.show or args.audit))
     report["data"] = source
     records = report.pop("records", None)
+    if args.audit:
+        from tinyr1.tiny.audit import audit
+
+        report["audit"] = audit(records, rows)
     if args.save:
         with open(args.save, "w", encoding="utf-8") as fh:
             json.dump({**report, "records": records}, fh, indent=1)
@@ -94,6 +102,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"{policy.name} on {source}: {report['n']} questions, {mode}, "
               f"{report['settings']['num_frames']} frames, {report['seconds']:.1f} s")
         print(format_table(report))
+        if args.audit:
+            from tinyr1.tiny.audit import format_audit
+
+            print("\nDo the traces describe the clip? (each statement checked against the generator's facts)")
+            print(format_audit(report["audit"]) if report["audit"] else "(no world clips: nothing to check)")
     if args.show and records:
         _show(records, rows, args.show, args.seed, report["settings"]["num_frames"], sys.stderr if args.json else sys.stdout)
     return 0

@@ -51,10 +51,11 @@ def build_clips(split: str, n: int, folder: str | os.PathLike, config, *, seed: 
     from tqdm.auto import tqdm
 
     from tinyr1.video import load_frames
-    from tinyr1.world import write_split
+    from tinyr1.world import WORLD_VERSION, write_split
 
     folder = Path(folder)
-    meta = {"split": split, "n": n, "seed": seed, "num_frames": num_frames, "config": config.to_dict()}
+    meta = {"split": split, "n": n, "seed": seed, "num_frames": num_frames, "config": config.to_dict(),
+            "world_version": WORLD_VERSION}
     meta_file, frames_file, jsonl = folder / "clips.json", folder / "frames.npy", folder / "data.jsonl"
     if meta_file.exists() and frames_file.exists() and jsonl.exists():
         saved = json.loads(meta_file.read_text())
