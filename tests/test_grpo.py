@@ -375,6 +375,24 @@ def test_a_step_moves_the_trainable_weights_and_not_the_vision_tower(policy_dir,
     assert [line["step"] for line in log] == [1, 2] and log[1]["reward"] == m["reward"]
 
 
+def test_freeze_keeps_the_named_parameters_bit_identical(policy_dir, rows, tmp_path):
+    policy = _load(policy_dir)
+    before = _weights(policy)
+    config = GRPOConfig(steps=2, freeze=("embed_tokens", "connector"), **QUICK)
+    list(train(config, policy, rows, tmp_path / "run"))
+    after = _weights(policy)
+    frozen = [n for n in before if "embed_tokens" in n or "connector" in n]
+    assert any("embed_tokens" in n for n in frozen) and any("connector" in n for n in frozen)
+    assert all(torch.equal(before[n], after[n]) for n in frozen)
+    rest = [n for n, _ in policy.parameter_groups()["language_model"] if n not in frozen]
+    assert any(not torch.equal(before[n], after[n]) for n in rest)  # the rest of the LM still learns
+
+
+def test_freeze_names_must_not_be_blank():
+    with pytest.raises(GRPOConfigError, match="freeze"):
+        GRPOConfig(freeze=("",))
+
+
 def test_reward_rises_on_a_toy_setting(policy_dir, rows, tmp_path, monkeypatch):
     # Toy reward: how many "<think>" tags the completion holds. A random policy writes one in
     # ~4% of its 12-token completions; GRPO should make it the policy's favourite token.

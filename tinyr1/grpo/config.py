@@ -65,6 +65,7 @@ class GRPOConfig:
     prompts_per_forward: int | None = _f(None, "prompts (each with its G completions) per forward/backward of the update; None = all of a process's prompts at once")
     # --- what trains ---
     freeze_vision: bool = _f(True, "keep the vision tower frozen (paper: frozen); the LM and connector train")
+    freeze: tuple[str, ...] = _f((), "more to keep frozen: parameter names containing any of these, e.g. embed_tokens (and a tied LM head), connector (paper: none)")
     lora_r: int = _f(0, "LoRA rank on the language model's linear layers (0 = full fine-tuning; for large policies)")
     lora_alpha: int = _f(16, "LoRA alpha")
     lora_dropout: float = _f(0.0, "LoRA dropout")
@@ -83,6 +84,7 @@ class GRPOConfig:
         if self.reward_weights is not None:
             self.reward_weights = tuple(float(w) for w in self.reward_weights)
         self.adam_betas = tuple(float(b) for b in self.adam_betas)  # type: ignore[assignment]
+        self.freeze = tuple(str(f) for f in ([self.freeze] if isinstance(self.freeze, str) else self.freeze))
         self.reward_params = {k: dict(v) for k, v in dict(self.reward_params).items()}
         problems = list(_problems(self))
         if problems:
@@ -188,6 +190,8 @@ def _problems(c: GRPOConfig):
         yield f"temporal_bonus must be >= 0, got {c.temporal_bonus!r}"
     if not c.temporal_ratio > 0:
         yield f"temporal_ratio must be > 0, got {c.temporal_ratio!r}"
+    if any(not part.strip() for part in c.freeze):
+        yield f"freeze takes parts of parameter names (e.g. embed_tokens, connector), got {list(c.freeze)!r}"
     if not c.freeze_vision and c.lora_r:
         yield "freeze_vision=False with LoRA is not supported: LoRA adapts the language model only"
 

@@ -204,7 +204,9 @@ def setup_trainable(policy: Any, config: GRPOConfig) -> list[tuple[str, torch.nn
             if part == "vision_tower":
                 p.requires_grad_(not config.freeze_vision)
             elif part == "connector":
-                p.requires_grad_(True)
+                p.requires_grad_(not any(f in name for f in config.freeze))
+            elif any(part in name for part in config.freeze):
+                p.requires_grad_(False)
             else:  # language model: all of it, or only the adapters
                 p.requires_grad_("lora_" in name if config.lora_r else True)
     trainable = [(n, p) for n, p in policy.model.named_parameters() if p.requires_grad]
