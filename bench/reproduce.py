@@ -19,7 +19,11 @@ What it does, in one process tree:
 5. writes ``OUT/results.json``, ``OUT/RESULTS.md`` (the tables) and a PNG (``--plot``): per step,
    the think length and the reward components (format, length, accuracy, total) of both runs;
 6. with ``--ship DIR``, copies the paper-reward policy to DIR with a card (README.md) that says
-   where it came from and what it scores.
+   where it came from and what it scores; with ``--write-docs PAGE``, replaces the generated block
+   of PAGE (docs/RESULTS.md: between its reproduce markers; the rest of the page is hand-written).
+
+The greedy traces of every policy are also audited statement by statement against the clips'
+ground truth (tinyr1.tiny.audit), so the card shows whether GRPO kept them truthful.
 """
 from __future__ import annotations
 
@@ -43,8 +47,11 @@ def evaluate_both(policy, rows, args) -> dict[str, Any]:
     from tinyr1.evaluate import evaluate
     from tinyr1.policy import GenerationSettings
 
+    from tinyr1.tiny.audit import audit
+
     greedy = evaluate(policy, rows, GenerationSettings(temperature=0.0, max_new_tokens=args.max_new_tokens, seed=0),
-                      batch_size=64)
+                      batch_size=64, keep_records=True)
+    greedy["audit"] = audit(greedy.pop("records"), rows)  # do the traces still describe the clips?
     sampled = evaluate(policy, list(rows) * args.eval_samples,
                        GenerationSettings(temperature=1.0, max_new_tokens=args.max_new_tokens, seed=args.seed),
                        batch_size=64)
@@ -144,6 +151,17 @@ def table(evals: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def audit_table(before: dict[str, Any], after: dict[str, Any]) -> str:
+    a, b = before["greedy"]["audit"], after["greedy"]["audit"]
+    def cell(report: dict[str, Any], name: str) -> str:
+        return f"{100 * report[name]['rate']:.1f}% (n={report[name]['n']})" if name in report else "-"
+
+    lines = ["| statement in the greedy traces | cold start | after GRPO |", "|---|---|---|"]
+    for name in sorted(set(a) | set(b)):
+        lines.append(f"| {name} | {cell(a, name)} | {cell(b, name)} |")
+    return "\n".join(lines)
+
+
 def ship(run_dir: Path, dest: Path, summary: dict[str, Any], command: str) -> None:
     from tinyr1.policy import load_policy
 
@@ -166,9 +184,31 @@ It only knows the synthetic world's coloured shapes.
 
 {table({'start': start, 'paper': end})}
 
+Do its greedy traces describe the clips? Every statement checked against the generator's facts
+(`tinyr1 eval --audit`, tinyr1/tiny/audit.py), before and after GRPO:
+
+{audit_table(start, end)}
+
 Details, the curves and the comparison without the length reward: docs/RESULTS.md.
 """
     (dest / "README.md").write_text(card)
+
+
+START, END = "<!-- reproduce:start -->", "<!-- reproduce:end -->"
+
+
+def write_block(path: Path, text: str) -> None:
+    """Replace the text between the reproduce markers of ``path`` (the rest of the page is
+    written by hand); a page without the markers gets the block appended."""
+    page = path.read_text(encoding="utf-8") if path.exists() else ""
+    block = f"{START}\n{text}\n{END}"
+    if START in page and END in page:
+        page = page[: page.index(START)] + block + page[page.index(END) + len(END):]
+    else:
+        page = page + ("\n" if page else "") + block + "\n"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -187,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--plot", type=Path, default=None, help="PNG path (default: OUT/grpo_reproduction.png)")
     ap.add_argument("--smooth", type=int, default=10, help="moving-average window of the plot, in steps")
     ap.add_argument("--ship", type=Path, default=None, help="copy the paper-reward policy here, with a card")
+    ap.add_argument("--write-docs", type=Path, default=None,
+                    help="replace the block between the reproduce markers of this page (e.g. docs/RESULTS.md)")
     ap.add_argument("extra", nargs=argparse.REMAINDER, help="after --: more `tinyr1 train` options for both runs")
     args = ap.parse_args(argv)
     args.extra = [a for a in args.extra if a != "--"]
@@ -248,8 +290,14 @@ def main(argv: list[str] | None = None) -> int:
     for name in RUNS:
         md.append(f"- {name}: greedy {100 * (evals[name]['greedy']['accuracy'] - evals['start']['greedy']['accuracy']):+.1f} "
                   f"points, sampled {100 * (evals[name]['sampled']['accuracy'] - evals['start']['sampled']['accuracy']):+.1f} points")
+    md += ["", "Think length (mean characters of the rollouts' think text, first 10 steps -> last 10 steps):", ""]
+    for name in RUNS:
+        t = curves[name]["think_chars"]
+        md.append(f"- {name}: {sum(t[:10]) / max(1, len(t[:10])):.0f} -> {sum(t[-10:]) / max(1, len(t[-10:])):.0f}")
     (args.out / "RESULTS.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
+    if args.write_docs:
+        write_block(args.write_docs, "\n".join(md + ["", f"![GRPO curves]({os.path.relpath(plot_path, args.write_docs.parent)})"]))
     if args.ship:
         ship(args.out / "paper", args.ship, summary, summary["command"])
         print(f"[reproduce] shipped {args.ship}", file=sys.stderr)
