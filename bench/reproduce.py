@@ -18,8 +18,8 @@ What it does, in one process tree:
 4. evaluates both trained policies with the same settings as in step 2;
 5. writes ``OUT/results.json``, ``OUT/RESULTS.md`` (the tables) and a PNG (``--plot``): per step,
    the think length and the reward components (format, length, accuracy, total) of both runs;
-6. with ``--ship DIR``, copies the paper-reward policy to DIR with a card (README.md) that says
-   where it came from and what it scores; with ``--write-docs PAGE``, replaces the generated block
+6. with ``--ship DIR``, copies one run's policy (``--ship-run``: paper by default) to DIR with a
+   card (README.md) that says where it came from and what it scores; with ``--write-docs PAGE``, replaces the generated block
    of PAGE (docs/RESULTS.md: between its reproduce markers; the rest of the page is hand-written).
 
 The greedy traces of every policy are also audited statement by statement against the clips'
@@ -162,27 +162,30 @@ def audit_table(before: dict[str, Any], after: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def ship(run_dir: Path, dest: Path, summary: dict[str, Any], command: str) -> None:
+def ship(run: str, dest: Path, summary: dict[str, Any], command: str, out: Path) -> None:
     from tinyr1.policy import load_policy
 
-    policy = load_policy(run_dir / "final")
-    start, end = summary["evals"]["start"], summary["evals"]["paper"]
-    meta = {"name": dest.name, "kind": "grpo", "command": command, "seed": summary["seed"],
+    policy = load_policy(out / run / "final")
+    start, end = summary["evals"]["start"], summary["evals"][run]
+    reward = {"paper": "the paper's reward (format + think length + accuracy)",
+              "format_accuracy": "format + accuracy alone (the paper's reward without its think-length term)"}[run]
+    meta = {"name": dest.name, "kind": "grpo", "command": command, "seed": summary["seed"], "reward": run,
             "accuracy": {"greedy": end["greedy"]["accuracy"], "sampled": end["sampled"]["accuracy"]},
             "accuracy_before": {"greedy": start["greedy"]["accuracy"], "sampled": start["sampled"]["accuracy"]}}
     policy.save(dest, metadata=meta)
     card = f"""# {dest.name}
 
 The embedded tiny policy after GRPO: the cold start (`assets/policies/tiny-coldstart`) trained
-with tinyr1's GRPO loop and the paper's reward on the synthetic world's train split.
+with tinyr1's GRPO loop and {reward} on the synthetic world's train split.
 It only knows the synthetic world's coloured shapes.
 
-- Made by: `{command}` (bench/reproduce.py; the paper-reward run, `{summary['settings']['steps']}`
-  steps, seed {summary['seed']}, preset `{summary['settings']['preset']}`, {summary['settings']['train_n']} training questions).
+- Made by: `{command}` (bench/reproduce.py; its `{run}` run, {summary['settings']['steps']}
+  steps, seed {summary['seed']}, preset `{summary['settings']['preset']}`, {summary['settings']['train_n']} training questions,
+  {summary['runs'][run]['seconds'] / 60:.1f} min of training on this project's 2-core CPU, beside the other run).
 - Held-out test split, {summary['settings']['eval_n']} questions (greedy; sampled at T = 1 with
   {summary['settings']['eval_samples']} samples per question):
 
-{table({'start': start, 'paper': end})}
+{table({'start': start, run: end})}
 
 Do its greedy traces describe the clips? Every statement checked against the generator's facts
 (`tinyr1 eval --audit`, tinyr1/tiny/audit.py), before and after GRPO:
@@ -227,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--plot", type=Path, default=None, help="PNG path (default: OUT/grpo_reproduction.png)")
     ap.add_argument("--smooth", type=int, default=10, help="moving-average window of the plot, in steps")
     ap.add_argument("--ship", type=Path, default=None, help="copy the paper-reward policy here, with a card")
+    ap.add_argument("--ship-run", choices=sorted(RUNS), default="paper", help="which run --ship copies (default paper)")
     ap.add_argument("--write-docs", type=Path, default=None,
                     help="replace the block between the reproduce markers of this page (e.g. docs/RESULTS.md)")
     ap.add_argument("extra", nargs=argparse.REMAINDER, help="after --: more `tinyr1 train` options for both runs")
@@ -299,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.write_docs:
         write_block(args.write_docs, "\n".join(md + ["", f"![GRPO curves]({os.path.relpath(plot_path, args.write_docs.parent)})"]))
     if args.ship:
-        ship(args.out / "paper", args.ship, summary, summary["command"])
+        ship(args.ship_run, args.ship, summary, summary["command"], args.out)
         print(f"[reproduce] shipped {args.ship}", file=sys.stderr)
     return 0
 

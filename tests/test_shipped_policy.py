@@ -12,7 +12,7 @@ import pytest
 from conftest import ASSETS
 from tinyr1.data import load_dataset
 from tinyr1.evaluate import evaluate
-from tinyr1.policy import POLICIES_DIR, GenerationSettings, default_policy_path, load_policy
+from tinyr1.policy import GenerationSettings, default_policy_path, load_policy
 from tinyr1.world import DEFAULT_FAMILIES, write_split
 
 COLDSTART = ASSETS / "policies" / "tiny-coldstart"
@@ -27,15 +27,16 @@ def test_assets_fit_the_budget():
 
 def test_card_states_how_the_policy_was_made():
     card = (COLDSTART / "README.md").read_text(encoding="utf-8")
-    for needed in ("tinyr1 train-tiny", "seed", "T = 1", "greedy", "nf4", "per family", "traces"):
+    for needed in ("tinyr1 train-tiny", "seed", "T = 1", "greedy", "nf4", "per family", "traces", "--audit"):
         assert needed in card, f"the model card does not mention {needed!r}"
     meta = json.loads((COLDSTART / "policy.json").read_text())
     assert meta["recipe"]["seed"] == 0 and meta["command"].startswith("tinyr1 train-tiny")
 
 
-def test_default_policy_is_an_embedded_one(monkeypatch):
+def test_default_policy_is_the_shipped_cold_start(monkeypatch):
+    # no GRPO-tuned policy is shipped (docs/RESULTS.md: GRPO did not raise held-out accuracy)
     monkeypatch.delenv("TINYR1_POLICY", raising=False)
-    assert default_policy_path().parent == POLICIES_DIR
+    assert default_policy_path() == COLDSTART
 
 
 @pytest.fixture(scope="module")
@@ -49,5 +50,5 @@ def test_shipped_policy_beats_chance_on_held_out_questions(test_rows):
     report = evaluate(policy, test_rows, GenerationSettings(temperature=0.0, max_new_tokens=160), batch_size=64)
     assert report["n"] == 64 and set(report["per_family"]) == set(DEFAULT_FAMILIES)
     assert report["format_rate"] > 0.9
-    assert report["accuracy"] > 0.35, report["per_family"]
-    assert report["accuracy"] > CHANCE + 0.1
+    assert report["accuracy"] > CHANCE + 0.3, report["per_family"]  # the card: 83% on 500 questions
+    assert all(f["accuracy"] > CHANCE for f in report["per_family"].values()), report["per_family"]

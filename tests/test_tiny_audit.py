@@ -91,6 +91,11 @@ def test_direction_places_and_conclusion():
     verdict = dict(audit_trace(s.think.replace(f"So it moves {d}", f"So it moves {opposite}"), s.facts, s.question))
     assert verdict["direction: the direction concluded"] is False
     assert verdict["direction: the place at the start"] is True
+    assert verdict["direction: names the shape asked about"] is True
+    other = "magenta triangle" if "magenta triangle" not in s.question else "red square"
+    subject = s.question.split("the ", 1)[1].rsplit(" move", 1)[0]
+    verdict = dict(audit_trace(s.think.replace(f"the {subject} is", f"the {other} is"), s.facts, s.question))
+    assert verdict["direction: names the shape asked about"] is False
 
 
 def test_audit_tallies_records_and_skips_rows_without_facts():

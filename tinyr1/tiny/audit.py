@@ -18,7 +18,7 @@ recognised). The statements, per family (the world's trace grammar, tinyr1/world
 - moving colour / moving shape: the mover's colour (and kind where named); each still shape's
   colour (any still shape of the clip) and its place where it states one; the mover's path along its axis where it states one
   ("from the left to the right": the first shipped cold start's wording);
-- direction: where the shape is at the start and at the end (thirds of the frame: the full place
+- direction: that it speaks of the shape the question names; where it is at the start and at the end (thirds of the frame: the full place
   the policy is taught, tinyr1.tiny.texts.where, or the world's place along the motion's axis);
   the direction concluded.
 
@@ -110,6 +110,10 @@ def audit_trace(text: str, facts: dict[str, Any], question: str = "") -> list[tu
             # the full place (what the policy is taught) or the world's own axis-only words
             return said in (where(obj, frame, size), _axis_place(obj, frame, size, axis))
 
+        named = re.search(r"the (\w+ \w+) move", question)
+        subject = re.search(rf"At the start the ({_NAME}) is", text)
+        if named and subject:
+            out.append(("direction: names the shape asked about", subject.group(1) == named.group(1)))
         start = re.search(rf"At the start the [\w ]+? is {_PLACE}", text)
         end = re.search(rf"At the end it is (?:\w+ \w+, still |higher, still |lower, still )?{_PLACE}", text)
         if start:
