@@ -148,8 +148,8 @@ def policy_banner(
     elif name in EMBEDDED or meta.get("kind") in ("embedded", "tiny"):
         what = (
             "the embedded tiny policy, trained by this repository on a synthetic world of coloured "
-            "shapes. It only knows coloured shapes: on real videos it still writes "
-            "`<think>…</think><answer>…</answer>`, but its answers are guesses."
+            "shapes. It only knows coloured shapes: on real videos its thinking and answers are "
+            "guesses, and its `<think>…</think><answer>…</answer>` format may break."
         )
     elif entry is not None and entry.kind != "tiny":
         what = str(entry.description).rstrip(".") + "."
