@@ -28,7 +28,8 @@ The recipe (paper preset = ``GRPOConfig()``; the official training code's values
 Options: ``num_iterations > 1`` updates per rollout with the ratio to the rollout policy clipped
 to ``1 +- epsilon`` (0.2), ``beta = 0`` (no reference model is kept), ``loss_type`` ``dr_grpo`` /
 ``dapo`` (TRL's definitions), ``scale_rewards=False`` (Dr. GRPO's centring), LoRA on the language
-model (``lora_r``), ``freeze_vision=False``, and Video-R1's temporal contrast (``temporal``:
+model (``lora_r``), ``freeze_vision=False``, ``freeze`` (more parameters kept frozen, by name:
+``embed_tokens``, ``connector``, ...), and Video-R1's temporal contrast (``temporal``:
 also sample G completions on shuffled frames; when the group's ordered accuracy is at least 0.8 x
 its shuffled accuracy, every correct ordered completion gets +0.3).
 

@@ -205,7 +205,7 @@ def setup_trainable(policy: Any, config: GRPOConfig) -> list[tuple[str, torch.nn
                 p.requires_grad_(not config.freeze_vision)
             elif part == "connector":
                 p.requires_grad_(not any(f in name for f in config.freeze))
-            elif any(part in name for part in config.freeze):
+            elif any(f in name for f in config.freeze):
                 p.requires_grad_(False)
             else:  # language model: all of it, or only the adapters
                 p.requires_grad_("lora_" in name if config.lora_r else True)
