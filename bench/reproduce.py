@@ -233,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ship-run", choices=sorted(RUNS), default="paper", help="which run --ship copies (default paper)")
     ap.add_argument("--write-docs", type=Path, default=None,
                     help="replace the block between the reproduce markers of this page (e.g. docs/RESULTS.md)")
+    ap.add_argument("--overwrite", action="store_true",
+                    help="delete OUT's earlier runs first (without it, a folder holding them is refused)")
     ap.add_argument("extra", nargs=argparse.REMAINDER, help="after --: more `tinyr1 train` options for both runs")
     args = ap.parse_args(argv)
     args.extra = [a for a in args.extra if a != "--"]
@@ -244,6 +246,15 @@ def main(argv: list[str] | None = None) -> int:
     from tinyr1.policy import load_policy
 
     t0 = time.perf_counter()
+    # Refuse before any work: `tinyr1 train` would resume an earlier run found there (or refuse
+    # it when the settings differ), and the comparison needs two fresh runs.
+    earlier = [args.out / name for name in RUNS if (args.out / name).exists()]
+    if earlier and not args.overwrite:
+        print(f"[reproduce] {args.out} already holds runs ({', '.join(p.name for p in earlier)}): "
+              "pass --overwrite to replace them, or another --out", file=sys.stderr)
+        return 2
+    for path in earlier:
+        shutil.rmtree(path)
     args.out.mkdir(parents=True, exist_ok=True)
     world_rows("train", args.train_n, seed=args.seed, progress=True)
     test = world_rows("test", args.eval_n, seed=args.seed, progress=True)

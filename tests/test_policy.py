@@ -124,6 +124,18 @@ def test_default_policy_path_prefers_grpo_then_coldstart(tmp_path, monkeypatch) 
     assert str(default_policy_path()) == "/some/where"
 
 
+def test_grpo_starts_from_the_cold_start_even_when_a_tuned_policy_is_the_default(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("TINYR1_POLICY", raising=False)
+    monkeypatch.setattr(policy_mod, "POLICIES_DIR", tmp_path)
+    (tmp_path / "tiny-grpo").mkdir()
+    (tmp_path / "tiny-grpo" / "config.json").write_text("{}")
+    assert policy_mod.default_start_policy_path() == tmp_path / "tiny-grpo"  # no cold start: the default
+    (tmp_path / "tiny-coldstart").mkdir()
+    (tmp_path / "tiny-coldstart" / "config.json").write_text("{}")
+    assert default_policy_path() == tmp_path / "tiny-grpo"
+    assert policy_mod.default_start_policy_path() == tmp_path / "tiny-coldstart"
+
+
 def test_loaded_policy_matches_the_saved_one(policy_dir) -> None:
     loaded = load_policy(policy_dir)
     original = tiny_policy()

@@ -67,6 +67,8 @@ def test_policies_found_on_disk_embedded_first(tmp_path, monkeypatch):
         ("tiny-random", {"kind": "random"}, "noise", "synthetic world"),  # random weights say so
         ("tiny-grpo", {"accuracy": "52% (chance 25%)"}, "only knows coloured shapes", "noise"),  # embedded
         ("tiny-grpo", {"accuracy": "52% (chance 25%)"}, "accuracy: 52% (chance 25%)", "noise"),  # facts shown
+        ("tiny-grpo", {"accuracy": {"greedy": 0.6204, "sampled": 0.53}}, "accuracy: greedy 62.0%, sampled 53.0%",
+         "0.6204"),  # as bench/reproduce.py records it
     ],
 )
 def test_policy_banner_is_honest(tmp_path, name, meta, says, never):

@@ -781,6 +781,14 @@ def default_policy_path() -> Path:
     )
 
 
+def default_start_policy_path() -> Path:
+    """Where GRPO starts when no policy is named: the embedded cold start
+    (``assets/policies/tiny-coldstart``, the paper's pipeline: GRPO follows the cold start), else
+    ``default_policy_path()``."""
+    coldstart = POLICIES_DIR / "tiny-coldstart"
+    return coldstart if (coldstart / "config.json").exists() else default_policy_path()
+
+
 def _check_dir(path: Path) -> dict:
     if not path.exists():
         raise PolicyError(f"no policy at {path}: the directory does not exist")
@@ -1021,6 +1029,7 @@ __all__ = [
     "QUANT_SKIP_MODULES",
     "SampleBatch",
     "default_policy_path",
+    "default_start_policy_path",
     "disable_cpu_weight_repacking",
     "load_policy",
     "policy_from_model",

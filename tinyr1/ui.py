@@ -173,7 +173,8 @@ def policy_banner(
         if key in meta and not isinstance(meta[key], (dict, list)):
             facts.append(f"{title}: {meta[key]}")
     if isinstance(meta.get("accuracy"), dict):
-        acc = ", ".join(f"{k} {v}" for k, v in meta["accuracy"].items() if not isinstance(v, (dict, list)))
+        acc = ", ".join(f"{k} {v:.1%}" if isinstance(v, float) and 0 <= v <= 1 else f"{k} {v}"
+                        for k, v in meta["accuracy"].items() if not isinstance(v, (dict, list)))
         if acc:
             facts.append(f"accuracy: {acc}")
     if entry is not None and not loaded:

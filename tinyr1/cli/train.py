@@ -74,7 +74,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="GRPO fine-tuning of a video policy: sample G completions per question, score them with "
         "the paper's reward, update towards the better ones. Resumes from OUT's last checkpoint.",
     )
-    p.add_argument("--policy", metavar="PATH", help="starting policy directory (default: the embedded policy)")
+    p.add_argument("--policy", metavar="PATH", help="starting policy directory (default: the embedded cold start, assets/policies/tiny-coldstart)")
     data = p.add_mutually_exclusive_group(required=True)
     data.add_argument("--data", metavar="JSONL", help="training questions (tinyr1.data format, with answers)")
     data.add_argument("--world-split", choices=["train", "validation", "test"],
@@ -171,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tinyr1.grpo.config import GRPOConfigError
     from tinyr1.grpo.loop import init_distributed, train
-    from tinyr1.policy import load_policy
+    from tinyr1.policy import default_start_policy_path, load_policy
 
     config = build_config(args)  # cheap checks before any model loads
     if args.steps < 1:
@@ -192,7 +192,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         rows = _rows(args, world)
         eval_rows = _eval_rows(args) if (args.eval_before or args.eval_after) and world.main else None
-        policy = load_policy(args.policy, quantization=quant, device=device, dtype=args.dtype)
+        policy = load_policy(args.policy or default_start_policy_path(), quantization=quant, device=device,
+                             dtype=args.dtype)
         summary: dict[str, Any] = {"out": str(Path(args.out).resolve()), "config": config.to_dict(),
                                    "policy": policy.name, "rows": len(rows), "processes": world.size}
         show = world.main and not args.json
