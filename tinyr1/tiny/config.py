@@ -90,7 +90,7 @@ class TinyConfig:
         Stage("align", 800, 2e-3, video_batch=32, drill_batch=16, caption_share=1.0, probe_weight=0.5, warmup=30),
         # 1400 steps: 83% greedy, its headroom nearly all in order's copy of the asked end, which
         # GRPO does not learn. Stopped at 500 (--steps coldstart=500) the policy leaves room GRPO
-        # does use (up to +9 points sampled) but is far weaker (59% greedy): docs/RESULTS.md.
+        # does use (up to +9.5 points sampled) but is far weaker (59% greedy): docs/RESULTS.md.
         Stage("coldstart", 1400, 1e-3, video_batch=32, drill_batch=16, caption_share=0.25, probe_weight=0.5, warmup=20),
     )
 
