@@ -282,6 +282,38 @@ def test_logprobs_stay_finite_and_equal_when_rows_end_at_different_steps() -> No
     torch.testing.assert_close(recomputed.detach(), batch.logprobs, atol=1e-4, rtol=0)
 
 
+def test_shared_prompt_pass_equals_one_pass_over_each_repeated_prompt() -> None:
+    """The loss forward runs each prompt once and its G completions on its key/value cache; the
+    logits and the gradients must be those of one pass over [prompt; completion] per row
+    (compared in float64; a few steps, such as the rotary tables, stay float32 in transformers,
+    so gradients agree to about float32's precision, far below what a wrong mask or a lost copy
+    of the prompt's gradient would give)."""
+    pol = tiny_policy()
+    batch = pol.sample(ITEMS, G=3, settings=SAMPLED)
+    pol.model.double()
+    p = batch.prompts
+    shared_prompts = policy_mod.PromptBatch(p.input_ids, p.attention_mask, p.pixel_values.double())
+    repeated = policy_mod.PromptBatch(p.input_ids.repeat_interleave(3, 0), p.attention_mask.repeat_interleave(3, 0),
+                                      p.pixel_values.double().repeat_interleave(3, 0))
+    vocab = pol.core.config.text_config.vocab_size
+    weights = torch.randn(batch.completion_ids.shape + (vocab,), generator=torch.Generator().manual_seed(0)).double()
+
+    def logits_and_grads(prompts, g):
+        pol.model.zero_grad()
+        logits = pol._completion_logits(prompts, g, batch.completion_ids)
+        (logits * weights * batch.completion_mask.unsqueeze(-1)).sum().backward()
+        return logits.detach(), {n: q.grad.clone() for n, q in pol.model.named_parameters() if q.grad is not None}
+
+    shared, shared_grads = logits_and_grads(shared_prompts, 3)
+    single, single_grads = logits_and_grads(repeated, 1)
+    keep = batch.completion_mask > 0
+    torch.testing.assert_close(shared[keep], single[keep], atol=1e-10, rtol=1e-10)
+    assert shared_grads.keys() == single_grads.keys() and len(shared_grads) > 10
+    scale = max(float(g.abs().max()) for g in single_grads.values())
+    for name, g in single_grads.items():  # relative to the largest gradient: sums of large terms
+        assert float((shared_grads[name] - g).abs().max()) <= 1e-6 * scale, name
+
+
 def test_frozen_vision_tower_gets_no_gradient_through_logprobs() -> None:
     pol = tiny_policy()
     batch = pol.sample(ITEMS[:2], G=2, settings=SAMPLED)

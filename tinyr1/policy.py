@@ -565,27 +565,45 @@ class Policy:
         return core.language_model, {"inputs_embeds": embeds, "attention_mask": mask}
 
     def _completion_logits(self, prompts: PromptBatch, group_size: int, completion_ids: torch.Tensor) -> torch.Tensor:
-        """Raw logits [B*G, T, V] predicting each completion token, by one forward pass with
-        gradients: [prompt embeds (repeated G times); completion token embeds], attention mask
-        [prompt mask; ones], positions as ``generate`` gives them. Other architectures override this."""
+        """Raw logits [B*G, T, V] predicting each completion token, with gradients, positions as
+        ``generate`` gives them. Other architectures override this.
+
+        The G completions of a prompt share it, so the prompt is run once per prompt, not G times:
+        a first pass over the B prompts keeps its key/value cache (in the autograd graph), the
+        cache is repeated G times, and a second pass runs the B*G completions on top of it. The
+        prompt (about 145 positions for the tiny policy, against a few dozen completion tokens) was
+        most of the loss forward's and backward's work when it was repeated; the result equals the
+        single pass over [prompt; completion] (tests/test_policy.py checks logits and gradients)."""
         core = self.core
         device = self.device
         embeds = core.embed_prompt(prompts.input_ids.to(device), prompts.pixel_values.to(device))
         mask = prompts.attention_mask.to(device)
-        if group_size > 1:
-            embeds = embeds.repeat_interleave(group_size, dim=0)
-            mask = mask.repeat_interleave(group_size, dim=0)
         t = completion_ids.shape[1]
         tokens = core.get_input_embeddings()(completion_ids).to(embeds.dtype)
+        if group_size > 1:
+            mask = mask.repeat_interleave(group_size, dim=0)
         full_mask = torch.cat([mask, torch.ones_like(completion_ids, dtype=mask.dtype)], dim=1)
-        out = core.language_model(
-            inputs_embeds=torch.cat([embeds, tokens], dim=1),
-            attention_mask=full_mask,
-            position_ids=positions_from_mask(full_mask),
-            use_cache=False,
-            logits_to_keep=t + 1,
+        positions = positions_from_mask(full_mask)
+        if group_size == 1:
+            out = core.language_model(
+                inputs_embeds=torch.cat([embeds, tokens], dim=1), attention_mask=full_mask,
+                position_ids=positions, use_cache=False, logits_to_keep=t + 1,
+            )
+            return out.logits[:, :-1]  # position L-1+i predicts completion token i
+        length = embeds.shape[1]
+        prompt_mask = prompts.attention_mask.to(device)
+        head = core.language_model(
+            inputs_embeds=embeds, attention_mask=prompt_mask, position_ids=positions_from_mask(prompt_mask),
+            use_cache=True, logits_to_keep=1,
         )
-        return out.logits[:, :-1]  # position L-1+i predicts completion token i
+        cache = head.cache
+        cache.batch_repeat_interleave(group_size)
+        tail = core.language_model(
+            inputs_embeds=tokens, attention_mask=full_mask, position_ids=positions[:, length:],
+            cache=cache, use_cache=True, logits_to_keep=t,
+        )
+        first = head.logits[:, -1:].repeat_interleave(group_size, dim=0)  # predicts completion token 0
+        return torch.cat([first, tail.logits[:, :-1]], dim=1)
 
     def _language_model_parameters(self) -> Iterator[nn.Parameter]:
         """The language model's parameters (their count decides the CPU thread policy)."""
