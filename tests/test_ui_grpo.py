@@ -64,7 +64,7 @@ def test_the_tab_shows_the_papers_recipe_and_the_tiny_preset_differs_where_it_sh
 def test_ui_numbers_become_a_validated_config():
     c = grpo_config("tiny", steps=3.0, num_generations=4.0, reward="format", learning_rate=2e-4)
     assert (c.steps, c.num_generations, c.rewards, c.learning_rate) == (3, 4, ("format",), 2e-4)
-    assert c.lr_scheduler == "constant"  # from the preset, not shown in the tab
+    assert c.lr_scheduler == "cosine"  # from the preset, not shown in the tab
     from tinyr1.grpo import GRPOConfigError
 
     with pytest.raises(GRPOConfigError, match="num_generations must be an integer >= 2"):

@@ -878,7 +878,7 @@ VIDEO_SUFFIXES = (".mp4", ".webm", ".mov", ".avi", ".mkv", ".m4v")
 HELDOUT_SHARE, HELDOUT_MIN_ROWS = 0.2, 10
 TINY_PRESET_NOTE = (
     "**paper**: the official recipe (G 8, temperature 1.0, 512 new tokens, lr 1e-6 with cosine decay, "
-    "β 0.01, one update per rollout). **tiny**: lr 1e-4 constant, β 0, 96 new tokens — the paper's lr 1e-6 "
+    "β 0.01, one update per rollout). **tiny**: lr 7e-5 with cosine decay, β 0, 96 new tokens — the paper's lr 1e-6 "
     "moves a policy of a few million parameters by nothing visible in minutes; the tiny preset is what the "
     "embedded policy learns with on a CPU."
 )
