@@ -577,11 +577,10 @@ class Policy:
         core = self.core
         device = self.device
         embeds = core.embed_prompt(prompts.input_ids.to(device), prompts.pixel_values.to(device))
-        mask = prompts.attention_mask.to(device)
+        prompt_mask = prompts.attention_mask.to(device)
         t = completion_ids.shape[1]
         tokens = core.get_input_embeddings()(completion_ids).to(embeds.dtype)
-        if group_size > 1:
-            mask = mask.repeat_interleave(group_size, dim=0)
+        mask = prompt_mask.repeat_interleave(group_size, dim=0) if group_size > 1 else prompt_mask
         full_mask = torch.cat([mask, torch.ones_like(completion_ids, dtype=mask.dtype)], dim=1)
         positions = positions_from_mask(full_mask)
         if group_size == 1:
@@ -591,7 +590,6 @@ class Policy:
             )
             return out.logits[:, :-1]  # position L-1+i predicts completion token i
         length = embeds.shape[1]
-        prompt_mask = prompts.attention_mask.to(device)
         head = core.language_model(
             inputs_embeds=embeds, attention_mask=prompt_mask, position_ids=positions_from_mask(prompt_mask),
             use_cache=True, logits_to_keep=1,
