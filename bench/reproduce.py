@@ -40,6 +40,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = {"paper": "paper", "format_accuracy": "format_accuracy"}  # run name -> reward
+#: what a tiny cold start's policy.json says of its own training (tinyr1 train-tiny)
+COLD_START_KEYS = ("note", "resumed", "training_minutes", "validation", "train_clips", "recipe", "machine")
 
 
 def evaluate_both(policy, rows, args) -> dict[str, Any]:
@@ -166,12 +168,20 @@ def ship(run: str, dest: Path, summary: dict[str, Any], command: str, out: Path)
     from tinyr1.policy import load_policy
 
     policy = load_policy(out / run / "final")
+    # The trained policy's metadata still holds the cold start's (its recipe, training time,
+    # validation): keep those under "cold_start" so the top level describes this policy, and name
+    # the start relative to the repository, not this machine's path.
+    inherited = {k: policy.metadata.pop(k) for k in COLD_START_KEYS if k in policy.metadata}
+    started = Path(policy.metadata.get("started_from", ""))
+    if started.is_absolute() and started.is_relative_to(ROOT):
+        policy.metadata["started_from"] = str(started.relative_to(ROOT))
     start, end = summary["evals"]["start"], summary["evals"][run]
     reward = {"paper": "the paper's reward (format + think length + accuracy)",
               "format_accuracy": "format + accuracy alone (the paper's reward without its think-length term)"}[run]
     meta = {"name": dest.name, "kind": "grpo", "command": command, "seed": summary["seed"], "reward": run,
             "accuracy": {"greedy": end["greedy"]["accuracy"], "sampled": end["sampled"]["accuracy"]},
-            "accuracy_before": {"greedy": start["greedy"]["accuracy"], "sampled": start["sampled"]["accuracy"]}}
+            "accuracy_before": {"greedy": start["greedy"]["accuracy"], "sampled": start["sampled"]["accuracy"]},
+            "cold_start": inherited}
     policy.save(dest, metadata=meta)
     card = f"""# {dest.name}
 
