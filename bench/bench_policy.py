@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tinyr1.models.random import make_random_policy
+from tinyr1.policy.random import make_random_policy
 from tinyr1.policy import GenerationSettings, Policy, load_policy
 from tinyr1.video import load_frames
 
@@ -78,7 +78,7 @@ def run(frames_n: int, repeats: int, tokens: int) -> dict:
     overrides = {}
     policy_dir = make_random_policy(work / "policy", "embedded", seed=0)
     if frames_n != 4:  # same sizes, more frames: 4 latents per frame, one group per frame
-        from tinyr1.models.random import random_model
+        from tinyr1.models.tinyllava.random import random_model
         from tinyr1.tokenizer import default_corpus, train_tokenizer
 
         tok = train_tokenizer(default_corpus(), 512)

@@ -4,7 +4,7 @@ This script is ours; the code it drives is not. It builds a TINY random configur
 official architecture (SigLIP vision tower, ``groupresampler`` connector, Qwen2 language model)
 with the official classes, saves it in the official checkpoint layout, reloads it with the official
 loader, and records what that model computes on fixed frames and a fixed prompt. tinyr1's converter
-(``tinyr1.models.convert``) must reproduce those numbers: ``tests/test_convert.py`` checks it in CI
+(``tinyr1.models.tinyllava.convert``) must reproduce those numbers: ``tests/test_convert.py`` checks it in CI
 without the official code. See docs/EQUIVALENCE.md for the figures.
 
 How the fixture in tests/fixtures/official_tiny/ was made (outside the repository):

@@ -1,5 +1,5 @@
 """Record what the official Qwen2-VL video processor makes of fixed frames (the reference for
-tinyr1's torchvision-free patchifier, tinyr1/models/qwen_vl.py).
+tinyr1's torchvision-free patchifier, tinyr1/models/qwen2_5_vl.py).
 
 Run it in an environment WITH torchvision (it does not import beside tinyr1's CPU torch), outside
 the repository's venv, e.g.:

@@ -23,7 +23,7 @@ from transformers import AutoTokenizer
 
 from tinyr1.format import GRPO_SUFFIX, IMAGE_TOKEN_INDEX, SYSTEM_PROMPT, build_prompt, build_question
 from tinyr1.models import preprocess_frames, prompt_ids
-from tinyr1.models.convert import (
+from tinyr1.models.tinyllava.convert import (
     QWEN2_449_DEFAULTS,
     ConversionError,
     convert_official,

@@ -301,7 +301,7 @@ QUICK = dict(prompts_per_step=2, num_generations=4, max_new_tokens=8, warmup_rat
 
 @pytest.fixture(scope="module")
 def policy_dir(tmp_path_factory):
-    from tinyr1.models.random import make_random_policy
+    from tinyr1.policy.random import make_random_policy
 
     return make_random_policy(tmp_path_factory.mktemp("policy") / "tiny", "test", seed=0)
 

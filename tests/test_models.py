@@ -24,7 +24,7 @@ from tinyr1.models import (
     preprocess_frames,
     prompt_ids,
 )
-from tinyr1.models.connector import chunk_sizes, sinusoidal_encoding
+from tinyr1.models.tinyllava.connector import chunk_sizes, sinusoidal_encoding
 
 torch.set_num_threads(1)
 

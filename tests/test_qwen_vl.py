@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from tinyr1.format import GRPO_SUFFIX
-from tinyr1.models.qwen_vl import (
+from tinyr1.models.qwen2_5_vl import (
     IM_END,
     VIDEO_PAD,
     VideoProcessing,
@@ -32,7 +32,7 @@ from tinyr1.models.qwen_vl import (
     user_text,
 )
 from tinyr1.policy import GenerationSettings, PolicyError, load_policy, policy_from_model
-from tinyr1.qwen_vl import QwenVLPolicy, tiny_qwen_vl_policy
+from tinyr1.policy.qwen2_5_vl import QwenVLPolicy, tiny_qwen_vl_policy
 
 torch.set_num_threads(1)
 
@@ -239,7 +239,7 @@ def test_bad_inputs_are_policy_errors(policy) -> None:
 
 
 def test_a_tokenizer_from_another_model_is_refused(policy) -> None:
-    from tinyr1.qwen_vl import tiny_qwen_vl_model, tiny_qwen_vl_tokenizer
+    from tinyr1.policy.qwen2_5_vl import tiny_qwen_vl_model, tiny_qwen_vl_tokenizer
 
     other = tiny_qwen_vl_tokenizer()
     model = tiny_qwen_vl_model(other)

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @functools.lru_cache(maxsize=1)
 def tiny_policy_dir() -> Path:
     """A real tiny random policy directory (the "test" preset, ~0.4M parameters), made once."""
-    from tinyr1.models.random import make_random_policy
+    from tinyr1.policy.random import make_random_policy
 
     out = Path(tempfile.mkdtemp(prefix="tinyr1-ui-policy-"))
     atexit.register(shutil.rmtree, out, ignore_errors=True)

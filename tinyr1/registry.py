@@ -38,7 +38,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tinyr1.policy import POLICIES_DIR, PolicyError
+from tinyr1.policy.spec import (
+    COLDSTART_POLICY,
+    GRPO_POLICY,
+    POLICIES_DIR,
+    QUANT_SKIP_MODULES,
+    QWEN_QUANT_SKIP_MODULES,
+    PolicyError,
+)
 
 KINDS = ("tiny", "tinyllava_official", "qwen2_5_vl")
 GB = 1e9  # memory figures are decimal gigabytes
@@ -108,9 +115,9 @@ class PolicySpec:
 
 
 _TINY_HOW = {
-    "tiny-coldstart": "train it on this machine (CPU, minutes): `tinyr1 train-tiny --out runs/tiny`, then copy "
+    COLDSTART_POLICY: "train it on this machine (CPU, minutes): `tinyr1 train-tiny --out runs/tiny`, then copy "
                       "runs/tiny/policy to assets/policies/tiny-coldstart",
-    "tiny-grpo": "train it with GRPO from the cold start (CPU, about 25 minutes): `python bench/reproduce.py "
+    GRPO_POLICY: "train it with GRPO from the cold start (CPU, about 25 minutes): `python bench/reproduce.py "
                  "--steps 1500 --ship assets/policies/tiny-grpo --ship-run format_accuracy` (docs/RESULTS.md)",
 }
 # Video-R1's inference example: 16-32 frames, max_pixels 256*28*28 per frame, temperature 0.1, top_p 0.001.
@@ -118,14 +125,14 @@ _QWEN_SETTINGS = {"max_new_tokens": 1024, "temperature": 0.1, "top_p": 0.001, "s
 
 SPECS: tuple[PolicySpec, ...] = (
     PolicySpec(
-        id="tiny-grpo", label="tiny-grpo (embedded, GRPO)", kind="tiny", source=str(POLICIES_DIR / "tiny-grpo"),
+        id=GRPO_POLICY, label=f"{GRPO_POLICY} (embedded, GRPO)", kind="tiny", source=str(POLICIES_DIR / GRPO_POLICY),
         template="qwen2_base", num_frames=8,
         settings={"max_new_tokens": 128, "temperature": 0.0, "top_p": 1.0, "seed": 0},
         description="The embedded tiny TinyLLaVA-Video policy after GRPO on the synthetic world (runs on any CPU).",
     ),
     PolicySpec(
-        id="tiny-coldstart", label="tiny-coldstart (embedded, SFT)", kind="tiny",
-        source=str(POLICIES_DIR / "tiny-coldstart"), template="qwen2_base", num_frames=8,
+        id=COLDSTART_POLICY, label=f"{COLDSTART_POLICY} (embedded, SFT)", kind="tiny",
+        source=str(POLICIES_DIR / COLDSTART_POLICY), template="qwen2_base", num_frames=8,
         settings={"max_new_tokens": 128, "temperature": 0.0, "top_p": 1.0, "seed": 0},
         description="The embedded tiny TinyLLaVA-Video policy after cold-start SFT on the synthetic world.",
     ),
@@ -186,7 +193,7 @@ class PolicyEntry:
 
     def generation_settings(self):
         """The recommended ``GenerationSettings``."""
-        from tinyr1.policy import GenerationSettings
+        from tinyr1.policy.spec import GenerationSettings
 
         return GenerationSettings(**self.settings)
 
@@ -293,11 +300,10 @@ def _meta_model(kind: str, config: dict[str, Any], src: Path | None = None):
     import torch
 
     if kind in ("tiny", "tinyllava_official"):
-        from tinyr1.models import TinyLlavaVideoConfig, TinyLlavaVideoForConditionalGeneration
-        from tinyr1.policy import QUANT_SKIP_MODULES
+        from tinyr1.models.tinyllava import TinyLlavaVideoConfig, TinyLlavaVideoForConditionalGeneration
 
         if config.get("model_type") == "tinyllava":
-            from tinyr1.models.convert import official_config
+            from tinyr1.models.tinyllava.convert import official_config
 
             cfg = official_config(src or Path("."), config)
         else:
@@ -306,8 +312,6 @@ def _meta_model(kind: str, config: dict[str, Any], src: Path | None = None):
             return TinyLlavaVideoForConditionalGeneration(cfg), list(QUANT_SKIP_MODULES)
     if kind == "qwen2_5_vl":
         from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
-
-        from tinyr1.qwen_vl import QWEN_QUANT_SKIP_MODULES
 
         cfg = Qwen2_5_VLConfig.from_dict(dict(config))
         with torch.device("meta"):
@@ -370,7 +374,7 @@ def measured_bytes(model) -> int:
 def _parts(kind: str, model) -> dict[str, int]:
     counts: dict[str, int] = {"vision_tower": 0, "connector": 0, "language_model": 0}
     if kind == "qwen2_5_vl":
-        from tinyr1.qwen_vl import part_of
+        from tinyr1.models.qwen2_5_vl import part_of
 
         for name, p in model.named_parameters():
             counts[part_of(name)] += p.numel()

@@ -23,6 +23,7 @@ import random
 import sys
 
 from tinyr1.cli import UserError
+from tinyr1.policy.spec import QUANTIZATION_CHOICES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -46,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-new-tokens", type=int, default=256, help="completion length limit (default 256)")
     p.add_argument("--frames", type=int, default=None, help="frames per video (default: the policy's)")
     p.add_argument("--batch-size", type=int, default=64, help="questions per generate call (default 64)")
-    p.add_argument("--quantization", choices=("none", "nf4", "int8"), default="none",
+    p.add_argument("--quantization", choices=QUANTIZATION_CHOICES, default="none",
                    help="load the policy quantized with bitsandbytes (default none)")
     p.add_argument("--show", type=int, default=0, metavar="K", help="also print K random completions")
     p.add_argument("--audit", action="store_true",

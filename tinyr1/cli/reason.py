@@ -14,7 +14,7 @@ assets/policies/tiny-grpo, else tiny-coldstart). ``--policy`` also takes a regis
 (``tinyr1 policies`` lists them, e.g. Zhang199/TinyLLaVA-Video-R1, qwen2.5-vl-3b): its weights
 come from this machine, or the hub where allowed; otherwise the error says how to get them. Decoding is greedy (--temperature 0) unless told
 otherwise. Bad input (missing video, bad policy directory, empty question) exits with status 2.
-A random policy to try it on: ``python -m tinyr1.models.random /tmp/random-policy``.
+A random policy to try it on: ``python -m tinyr1.policy.random /tmp/random-policy``.
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from tinyr1.cli import UserError
+from tinyr1.policy.spec import QUANTIZATION_CHOICES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--policy", metavar="NAME_OR_PATH",
                         help="a policy directory (tinyr1, official TinyLLaVA-Video or Qwen2.5-VL checkpoint) or a "
                         "registry id / alias from `tinyr1 policies` (default: the embedded policy)")
-    parser.add_argument("--quantization", choices=["none", "nf4", "int8"], default="none",
+    parser.add_argument("--quantization", choices=QUANTIZATION_CHOICES, default="none",
                         help="load the language model 4-bit (nf4) or 8-bit (int8) with bitsandbytes")
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
     parser.add_argument("--frames", type=int, metavar="N", help="frames to sample (default: the policy's own)")

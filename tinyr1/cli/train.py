@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from tinyr1.cli import UserError
+from tinyr1.policy.spec import QUANTIZATION_CHOICES
 
 
 def _config_fields() -> list[dataclasses.Field]:
@@ -90,7 +91,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"],
                    help="weights dtype (default: float32 on CPU, bfloat16 on CUDA; full fine-tuning at the paper's "
                         "lr 1e-6 needs float32: bfloat16 rounds such small updates away)")
-    p.add_argument("--quantization", choices=["none", "nf4", "int8"], default="none",
+    p.add_argument("--quantization", choices=QUANTIZATION_CHOICES, default="none",
                    help="load the language model quantized (then it trains through LoRA: set --lora-r)")
     ev = p.add_argument_group("evaluation")
     ev.add_argument("--eval-before", action="store_true", help="evaluate the starting policy first")

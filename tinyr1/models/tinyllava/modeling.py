@@ -42,8 +42,8 @@ from transformers import PreTrainedModel, Qwen2ForCausalLM, SiglipVisionModel
 from transformers import initialization as init
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
-from tinyr1.models.configuration import TinyLlavaVideoConfig
-from tinyr1.models.connector import GroupResampler
+from tinyr1.models.tinyllava.configuration import TinyLlavaVideoConfig
+from tinyr1.models.tinyllava.connector import GroupResampler
 
 IGNORE_INDEX = -100
 
@@ -169,7 +169,7 @@ class TinyLlavaVideoForConditionalGeneration(TinyLlavaVideoPreTrainedModel):
         if not bool((counts == v).all()):
             raise ValueError(
                 f"each row of input_ids must hold exactly {v} image placeholders ({self.config.image_token_index}), "
-                f"got {counts.tolist()}; build prompts with tinyr1.models.processing.prompt_ids"
+                f"got {counts.tolist()}; build prompts with tinyr1.models.tinyllava.processing.prompt_ids"
             )
         embeds = embed(input_ids.masked_fill(mask, 0))
         visual = self.encode_video(pixel_values).to(embeds.dtype)

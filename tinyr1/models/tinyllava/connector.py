@@ -1,6 +1,6 @@
 """The ``groupresampler`` connector: vision tokens of all frames -> ``num_queries`` LM tokens.
 
-Written from DESIGN section 4 (an understanding of the official TinyLLaVA-Video connector):
+Follows docs/DESIGN.md, "The TinyLLaVA-Video architecture" (an understanding of the official TinyLLaVA-Video connector):
 
 1. ``linear``: vision width -> LM width, on every token of every frame;
 2. the frames' tokens, concatenated, are split into ``group`` contiguous chunks with

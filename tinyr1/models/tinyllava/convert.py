@@ -1,6 +1,6 @@
 """Convert an official TinyLLaVA-Video(-R1) checkpoint into tinyr1's TinyLLaVA-Video model.
 
-    from tinyr1.models.convert import convert_official
+    from tinyr1.models.tinyllava.convert import convert_official
     model = convert_official("path/to/TinyLLaVA-Video-R1")             # in memory, checkpoint dtype
     convert_official("path/to/TinyLLaVA-Video-R1", "policies/r1")       # also writes a tinyr1 policy dir
     # or: tinyr1 convert path/to/TinyLLaVA-Video-R1 policies/r1
@@ -41,8 +41,8 @@ from typing import Any, Mapping
 
 import torch
 
-from tinyr1.models.configuration import TinyLlavaVideoConfig
-from tinyr1.models.modeling import TinyLlavaVideoForConditionalGeneration
+from tinyr1.models.tinyllava.configuration import TinyLlavaVideoConfig
+from tinyr1.models.tinyllava.modeling import TinyLlavaVideoForConditionalGeneration
 
 OFFICIAL_MODEL_TYPE = "tinyllava"
 SUPPORTED_CONNECTOR = "groupresampler"
@@ -358,7 +358,7 @@ def write_policy(model: TinyLlavaVideoForConditionalGeneration, src: Path, out: 
             shutil.copy2(src / name, out / name)
     meta = {
         "name": out.name,
-        "source": "official TinyLLaVA-Video checkpoint converted by tinyr1 (tinyr1.models.convert)",
+        "source": "official TinyLLaVA-Video checkpoint converted by tinyr1 (tinyr1.models.tinyllava.convert)",
         "converted_from": str(src.resolve()),
         "template": "qwen2_base",
         "official": {k: raw.get(k) for k in (

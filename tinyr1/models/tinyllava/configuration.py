@@ -1,7 +1,7 @@
 """The configuration of the TinyLLaVA-Video architecture (``model_type = "tinyllava_video"``).
 
 One ``TinyLlavaVideoConfig`` holds a SigLIP vision sub-config, a Qwen2 text sub-config and the
-group-resampler connector's fields (DESIGN section 4). It saves to / loads from ``config.json``
+group-resampler connector's fields (docs/DESIGN.md, "The TinyLLaVA-Video architecture"). It saves to / loads from ``config.json``
 like any transformers config:
 
     >>> from tinyr1.models import TinyLlavaVideoConfig
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from transformers import PretrainedConfig, Qwen2Config, SiglipVisionConfig
+from transformers import AutoConfig, PretrainedConfig, Qwen2Config, SiglipVisionConfig
 
 from tinyr1.format import IMAGE_TOKEN_INDEX
 
@@ -153,3 +153,11 @@ class TinyLlavaVideoConfig(PretrainedConfig):
         out["image_mean"] = list(self.image_mean)
         out["image_std"] = list(self.image_std)
         return out
+
+
+# So that AutoConfig.from_pretrained(dir) (and AutoTokenizer, which peeks at config.json)
+# understand our config.json as soon as the config class exists.
+try:
+    AutoConfig.register(MODEL_TYPE, TinyLlavaVideoConfig)
+except ValueError:  # already registered (module reloaded)
+    pass

@@ -1,6 +1,6 @@
-"""Qwen2.5-VL video input without torchvision: the video patchifier and the R1 chat prompt.
+"""Qwen2.5-VL, model side: video input without torchvision, the R1 chat prompt, tokens, tiny models.
 
-    from tinyr1.models.qwen_vl import VideoProcessing, preprocess_video, build_chat_prompt
+    from tinyr1.models.qwen2_5_vl import VideoProcessing, preprocess_video, build_chat_prompt
     proc = VideoProcessing()                                   # Qwen2-VL video processor defaults
     video = preprocess_video(frames_uint8, proc)               # VideoPatches
     video.pixel_values_videos, video.video_grid_thw            # what Qwen2_5_VLForConditionalGeneration takes
@@ -10,7 +10,7 @@ Qwen2.5-VL's own video processor (transformers' ``Qwen2VLVideoProcessor``) impor
 which does not import beside tinyr1's CPU torch build. What it does, read in transformers 5.24's
 source and reproduced here step by step (``bench/qwen_vl_patchify_reference.py`` runs the official
 processor where torchvision is available and stores its output in ``tests/fixtures/qwen_vl_patchify``;
-``tests/test_qwen_vl.py`` checks this module against those numbers):
+``tests/test_models_qwen2_5_vl.py`` checks this module against those numbers):
 
 1. frames uint8 [N, H, W, 3] -> [N, 3, H, W];
 2. ``smart_resize``: the size whose sides are multiples of ``patch_size * merge_size`` (28), nearest
@@ -45,7 +45,7 @@ import numpy as np
 import torch
 
 from tinyr1.format import build_question, render_options
-from tinyr1.models.processing import as_uint8_frames
+from tinyr1.models.tinyllava.processing import as_uint8_frames
 
 #: CLIP's normalisation, which Qwen2-VL's processors use.
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -259,11 +259,76 @@ def build_chat_prompt(
     return f"{head}{IM_START}user\n{video}{text}{IM_END}\n{IM_START}assistant\n"
 
 
+# ---------------------------------------------------------------------------------------- tokens
+#: Tokens that end a completion: the chat turn's end, then the text's end.
+END_TOKENS = (IM_END, "<|endoftext|>")
+#: Tokens sampling must never emit (vision markers and placeholders).
+VISION_TOKENS = (VISION_START, VISION_END, VIDEO_PAD, IMAGE_PAD, "<|vision_pad|>")
+
+
+def model_class():
+    """transformers' ``Qwen2_5_VLForConditionalGeneration`` (imported on first use: it is large)."""
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    return Qwen2_5_VLForConditionalGeneration
+
+
+def part_of(param_name: str) -> str:
+    """'vision_tower', 'connector' (the patch merger) or 'language_model' for a parameter name of
+    Qwen2_5_VLForConditionalGeneration (peft's prefixes allowed)."""
+    if ".visual.merger." in f".{param_name}" or param_name.startswith("visual.merger."):
+        return "connector"
+    if ".visual." in f".{param_name}":
+        return "vision_tower"
+    return "language_model"
+
+
+# ------------------------------------------------------------------- tiny random (tests, benchmarks)
+def tiny_qwen_vl_tokenizer(vocab_size: int = 400):
+    """tinyr1's byte-level BPE (trained on the format lines) plus Qwen2.5-VL's chat and vision
+    tokens as special tokens; pad "<|pad|>", ends "<|im_end|>" and "<|endoftext|>"."""
+    from tinyr1.tokenizer import default_corpus, train_tokenizer
+
+    tok = train_tokenizer(default_corpus(), vocab_size)
+    tok.add_special_tokens({"additional_special_tokens": [IM_START, IM_END, *VISION_TOKENS[:4]]})
+    return tok
+
+
+def tiny_qwen_vl_model(tokenizer, *, seed: int = 0, init_std: float = 0.3, hidden: int = 32, layers: int = 2,
+                       vision_depth: int = 1, extra_rows: int = 4):
+    """A random Qwen2_5_VLForConditionalGeneration for ``tokenizer``: text ``hidden`` wide x ``layers``
+    (2 heads / 1 KV head, M-RoPE sections scaled to the head size), vision ``vision_depth`` blocks of
+    32 (patch 14, temporal patch 2, merge 2), tied embeddings with ``extra_rows`` rows beyond the
+    tokenizer. ``init_std`` spreads the text weights so that outputs depend on the input."""
+    from transformers import Qwen2_5_VLConfig
+
+    half = hidden // 2 // 2  # rotary pairs per head (2 heads)
+    side = (half - half // 4) // 2  # the real model's 16/24/24 split of 64 pairs, scaled
+    sections = [half - 2 * side, side, side]
+    ids = {key: tokenizer.convert_tokens_to_ids(tok) for key, tok in (
+        ("video_token_id", VIDEO_PAD), ("image_token_id", IMAGE_PAD), ("vision_start_token_id", VISION_START),
+        ("vision_end_token_id", VISION_END))}
+    config = Qwen2_5_VLConfig(
+        text_config=dict(vocab_size=len(tokenizer) + extra_rows, hidden_size=hidden, intermediate_size=2 * hidden,
+                         num_hidden_layers=layers, num_attention_heads=2, num_key_value_heads=1,
+                         max_position_embeddings=4096, rope_scaling={"type": "mrope", "mrope_section": sections},
+                         initializer_range=init_std, bos_token_id=None,
+                         eos_token_id=tokenizer.convert_tokens_to_ids(IM_END), pad_token_id=tokenizer.pad_token_id),
+        vision_config=dict(depth=vision_depth, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=hidden,
+                           patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=56,
+                           fullatt_block_indexes=[0], tokens_per_second=2),
+        tie_word_embeddings=True, **ids)
+    torch.manual_seed(seed)
+    return model_class()(config).eval()
+
+
 __all__ = [
     "CLIP_MEAN",
     "CLIP_STD",
     "DEFAULT_SYSTEM",
+    "END_TOKENS",
     "TEMPLATES",
+    "VISION_TOKENS",
     "VideoPatches",
     "VideoProcessing",
     "build_chat_prompt",
@@ -274,4 +339,8 @@ __all__ = [
     "target_size",
     "user_text",
     "video_tensor",
+    "model_class",
+    "part_of",
+    "tiny_qwen_vl_model",
+    "tiny_qwen_vl_tokenizer",
 ]
