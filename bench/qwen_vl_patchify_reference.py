@@ -10,7 +10,7 @@ the repository's venv, e.g.:
 
 It writes ``cases.npz`` (per case: the uint8 frames, the processor's ``pixel_values_videos`` and
 ``video_grid_thw``) and ``cases.json`` (the settings of each case, smart_resize answers for a table
-of sizes, the library versions). ``tests/test_qwen_vl.py`` checks tinyr1 against them. This script
+of sizes, the library versions). ``tests/test_models_qwen2_5_vl.py`` checks tinyr1 against them. This script
 imports nothing from tinyr1 and is deterministic (seeded frames).
 """
 from __future__ import annotations

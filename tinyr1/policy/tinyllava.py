@@ -127,7 +127,7 @@ class TinyLlavaBackend(Backend):
         the cache is repeated G times, and a second pass runs the B*G completions on top of it. The
         prompt (about 145 positions for the tiny policy, against a few dozen completion tokens)
         would otherwise be most of the loss forward's and backward's work; the result equals the
-        single pass over [prompt; completion] (tests/test_policy_tinyllava.py checks logits and
+        single pass over [prompt; completion] (tests/test_policy_runtime.py checks logits and
         gradients)."""
         embeds = core.embed_prompt(prompts.input_ids.to(device), prompts.pixel_values.to(device))
         prompt_mask = prompts.attention_mask.to(device)

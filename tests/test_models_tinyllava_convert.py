@@ -1,6 +1,6 @@
 """The official-checkpoint converter against outputs recorded from the official code itself.
 
-    .venv/bin/pytest tests/test_convert.py -q
+    .venv/bin/pytest tests/test_models_tinyllava_convert.py -q
 
 ``tests/fixtures/official_tiny/`` was written by ``bench/official_reference.py``: a tiny random
 model built, saved and reloaded by the official TinyLLaVA-Video-R1 code (transformers 4.49, CPU),

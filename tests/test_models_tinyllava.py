@@ -1,6 +1,6 @@
-"""The TinyLLaVA-Video architecture (tinyr1.models): config, connector, splice, preprocessing.
+"""The TinyLLaVA-Video architecture (tinyr1.models.tinyllava): config, connector, splice, preprocessing.
 
-    .venv/bin/pytest tests/test_models.py -q
+    .venv/bin/pytest tests/test_models_tinyllava.py -q
 
 Everything runs on tiny random models built in-process (tests/tiny.py).
 """
