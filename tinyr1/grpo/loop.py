@@ -626,10 +626,9 @@ def _update_threads(policy: Any) -> int | None:
     threads = getattr(policy, "cpu_threads", None)
     if threads is not None or policy.device.type != "cpu":
         return threads
-    from tinyr1.policy import SINGLE_THREAD_BELOW
+    from tinyr1.policy.spec import cpu_threads_for
 
-    n = sum(p.numel() for p in policy._language_model_parameters())  # any policy kind (tiny, Qwen2.5-VL)
-    return 1 if n < SINGLE_THREAD_BELOW else None
+    return cpu_threads_for(sum(p.numel() for p in policy._language_model_parameters()))  # any policy kind
 
 
 def _chunks(n: int, size: int) -> list[tuple[int, int]]:
