@@ -156,7 +156,6 @@ def _token_streamer(tokenizer, timeout: float):
     return TokenStreamer(tokenizer, skip_prompt=True, timeout=timeout, skip_special_tokens=True)
 
 
-
 @contextlib.contextmanager
 def _torch_threads(n: int | None) -> Iterator[None]:
     """Run the block with ``torch.set_num_threads(n)`` (process-wide), then restore; None: unchanged."""
