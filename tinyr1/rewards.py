@@ -1,4 +1,5 @@
-"""The paper's reward (TinyLLaVA-Video-R1, DESIGN section 2): pure functions plus a frozen config.
+"""The paper's reward (TinyLLaVA-Video-R1): pure functions plus a frozen config. The definition
+and its reasons are in docs/DESIGN.md, "The reward".
 
     >>> from tinyr1.rewards import score
     >>> score("<think>it slides right</think><answer>B</answer>", "B").total
@@ -60,7 +61,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from tinyr1.format import ANSWER_CLOSE, ANSWER_OPEN, LETTERS, parse
+from tinyr1.format import ANSWER_CLOSE, ANSWER_OPEN, LETTERS, find_block, parse
 
 __all__ = [
     "RewardConfig",
@@ -193,7 +194,6 @@ def score(
 
 # ------------------------------------------------------------------------------------ answers
 
-_TAGGED = re.compile(re.escape(ANSWER_OPEN) + r"(.*?)" + re.escape(ANSWER_CLOSE), re.S)
 # A ground-truth letter, alone or in one of its usual spellings: B, (B), [B], B., B), B:
 _TRUTH_LETTER = re.compile(r"[(\[]?([A-J])[)\].:]?", re.I)
 # Decoration around an answer that says nothing: spaces, quotes, markdown emphasis.
@@ -214,8 +214,8 @@ def normalize_text(text: str) -> str:
 
 
 def _strip_answer_tags(truth: str) -> str:
-    match = _TAGGED.search(truth)
-    return (match.group(1) if match else truth).strip()
+    inner = find_block(truth, ANSWER_OPEN, ANSWER_CLOSE)  # linear, unlike a lazy regex
+    return (truth if inner is None else inner).strip()
 
 
 def _option_text(letter: str, option: str) -> str:
