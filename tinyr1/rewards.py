@@ -69,6 +69,7 @@ __all__ = [
     "score",
     "is_correct",
     "normalize_text",
+    "truth_letter",
     "RewardFunction",
     "REWARDS",
     "get_reward",
@@ -287,6 +288,14 @@ def _leading_number(text: str) -> float | None:
     return float(match.group(0))
 
 
+def truth_letter(truth: str, options: Sequence[str] | None = None) -> str | None:
+    """The option letter a ground truth names ("B", "(b)", "<answer>B</answer>", or exactly one
+    option's text when options are given), else None (a numeric or free-text truth)."""
+    truth = _strip_answer_tags(str(truth))
+    match = _TRUTH_LETTER.fullmatch(truth)
+    return match.group(1).upper() if match else _letter_of_text(truth, options)
+
+
 def is_correct(pred_answer_text: str | None, truth: str, options: Sequence[str] | None = None) -> bool:
     """Is the answer text (the ``<answer>`` block's content) right? See the module docstring."""
     if truth is None:
@@ -297,8 +306,7 @@ def is_correct(pred_answer_text: str | None, truth: str, options: Sequence[str] 
     truth = _strip_answer_tags(str(truth))
     if not pred or not truth:
         return False
-    letter_match = _TRUTH_LETTER.fullmatch(truth)
-    letter = letter_match.group(1).upper() if letter_match else _letter_of_text(truth, options)
+    letter = truth_letter(truth, options)
     if letter is not None:
         return _answers_letter(pred, letter, options)
     if _NUMBER.fullmatch(truth):
