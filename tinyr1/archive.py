@@ -6,7 +6,7 @@
 A zip comes from a stranger, so it is refused, with a ``DatasetError`` naming the entry, when:
 
 - a name could land outside the folder: absolute (``/x``), a drive letter (``C:x``), a backslash
-  (``..\\x`` is a traversal on Windows and a odd name everywhere else), a ``..``, ``.`` or empty
+  (``..\\x`` is a traversal on Windows and an odd name everywhere else), a ``..``, ``.`` or empty
   component;
 - an entry is a symlink or another special file (its Unix mode in ``external_attr``): a link
   written now would let a later entry or reader escape through it;

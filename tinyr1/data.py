@@ -30,7 +30,7 @@ that leaves the dataset's folder (absolute elsewhere, ``..``, ``~``, a symlink p
 ``allow_outside=True``; control characters other than tab and line breaks in text fields; a
 question or option over its limit; a line over ``tinyr1.limits.DATASET_ROW_BYTES`` (refused before
 it is parsed, never held in memory whole) or nested deeper than ``JSON_DEPTH``; two rows with the
-same id. Lines are split on "\n" only (JSON strings may hold U+2028); a UTF-8 BOM is skipped. The
+same id. Lines are split on "\\n" only (JSON strings may hold U+2028); a UTF-8 BOM is skipped. The
 limits and their variables are in docs/RELIABILITY.md, "Limits".
 
 Errors are ``DatasetError`` (a ``ValueError``) naming the file, the line and the field, e.g.
@@ -316,7 +316,7 @@ def _depth(obj: Any) -> int:
 
 
 def _read_lines(handle: BinaryIO, where: str) -> Iterator[tuple[int, str | None, str | None]]:
-    """(line number, text, error) for each line of a binary JSONL file, split on b"\n" only.
+    """(line number, text, error) for each line of a binary JSONL file, split on b"\\n" only.
 
     ``str.splitlines`` would also split on U+2028, U+2029 and U+0085, which JSON strings may hold.
     Each line is read with a bounded ``readline``, so an over-long line is refused (and skipped to
