@@ -51,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     # Every cheap check comes before the first import of torch (through tinyr1.policy), which costs
     # seconds: a mistyped path or flag answers at once.
-    from tinyr1.format import build_question, parse
+    from tinyr1.format import build_question
     from tinyr1.video import VideoError
 
     try:  # no model load for a question that cannot be asked
@@ -100,22 +100,8 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise UserError(str(exc)) from None
 
-    parsed = parse(text)
     if args.json:
-        out = {
-            "completion": text,
-            "think": parsed.think,
-            "answer": parsed.answer,
-            "format_ok": parsed.ok,
-            "reward": reward.to_dict() if reward is not None else None,
-            "frames": {"indices": list(frames.indices), "timestamps": [round(float(x), 4) for x in frames.timestamps],
-                       "video": str(args.video)},
-            "timings": {k: round(v, 4) if isinstance(v, float) else v for k, v in timings.items()},
-            "settings": {"max_new_tokens": settings.max_new_tokens, "temperature": settings.temperature,
-                         "top_p": settings.top_p, "seed": settings.seed, "num_frames": num_frames},
-            "policy": policy.describe(),
-        }
-        print(json.dumps(out, ensure_ascii=False))
+        print(json.dumps(_report(args, text, reward, frames, timings, settings, num_frames, policy), ensure_ascii=False))
         return 0
 
     summary = (f"[{policy.name}: {len(frames)} frames at "
@@ -128,3 +114,23 @@ def run(args: argparse.Namespace) -> int:
 
         print(render_table(reward, RewardConfig(), args.answer))
     return 0
+
+
+def _report(args, text, reward, frames, timings, settings, num_frames, policy) -> dict[str, Any]:
+    """The --json object: the completion parsed, the reward, the frames, timings, settings, policy."""
+    from tinyr1.format import parse
+
+    parsed = parse(text)
+    return {
+        "completion": text,
+        "think": parsed.think,
+        "answer": parsed.answer,
+        "format_ok": parsed.ok,
+        "reward": reward.to_dict() if reward is not None else None,
+        "frames": {"indices": list(frames.indices), "timestamps": [round(float(x), 4) for x in frames.timestamps],
+                   "video": str(args.video)},
+        "timings": {k: round(v, 4) if isinstance(v, float) else v for k, v in timings.items()},
+        "settings": {"max_new_tokens": settings.max_new_tokens, "temperature": settings.temperature,
+                     "top_p": settings.top_p, "seed": settings.seed, "num_frames": num_frames},
+        "policy": policy.describe(),
+    }
