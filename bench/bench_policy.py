@@ -4,8 +4,8 @@ batched GRPO sampler against sequential calls.
     .venv/bin/python bench/bench_policy.py                    # embedded size, 4 frames, 5 repeats
     .venv/bin/python bench/bench_policy.py --frames 8 --repeats 7 --json out.json
 
-What it measures, on a random policy of the size DESIGN section 4 expects for the embedded one
-(preset "embedded": SigLIP 32 px patch 4, 64 x 3; resampler 4 latents/frame x 2; Qwen2 128 x 4):
+What it measures, on a random policy of the size of the first embedded-policy trial
+(docs/DESIGN.md, "The embedded tiny policy"; preset "embedded": SigLIP 32 px patch 4, 64 x 3; resampler 4 latents/frame x 2; Qwen2 128 x 4):
 
 1. A 10-second 320x240 25-fps mp4 (written once into a temporary folder) -> a 128-token answer:
    frame sampling/decoding (tinyr1.video.load_frames), preprocessing (resize to 32 px with PIL

@@ -37,8 +37,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tinyr1.models.tinyllava.convert import ConversionError, convert_official
-
     src, out = args.src, args.out
     if not src.is_dir():
         raise UserError(f"{src} is not a directory: give the folder of an official checkpoint")
@@ -48,6 +46,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{out} exists and is not a directory")
     if (out / "config.json").exists() and not args.force:
         raise UserError(f"{out} already holds a model (config.json): choose another OUT or pass --force")
+    # Imported after the checks above: it imports torch and transformers (seconds).
+    from tinyr1.models.tinyllava.convert import ConversionError, convert_official
+
     dtype = None if args.dtype == "auto" else args.dtype
     start = time.perf_counter()
     try:
