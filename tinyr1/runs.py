@@ -8,7 +8,7 @@ that ``tinyr1 train``, the app's GRPO tab and bench/reproduce.py (through ``tiny
         elif isinstance(event, runs.Failed): raise event.error
 
 ``run_grpo`` is a generator of events (``RunStarted``, ``Evaluating``, ``Evaluated``,
-``Training``, ``Step``, ``Finished``, ``Stopped``, ``Failed``); every caller turns them into its own
+``Training``, ``Step``, ``Trained``, ``Finished``, ``Stopped``, ``Failed``); every caller turns them into its own
 output (a progress bar, the app's streamed updates). Stopping keeps what the completed steps
 learned in both ways it can happen: closing the generator (the app's Stop, Ctrl-C) closes the
 training loop, which writes a checkpoint of the last completed step; ``should_stop`` returning
@@ -198,6 +198,15 @@ class Step:
 
 
 @dataclass
+class Trained:
+    """The training loop completed its steps and wrote ``final``; ``seconds`` it took."""
+
+    final: Path
+    seconds: float
+    last_metrics: dict[str, float]
+
+
+@dataclass
 class Finished:
     """The run completed: ``final`` is the tuned policy, ``seconds`` the training loop's time."""
 
@@ -231,7 +240,7 @@ class Failed:
         return str(self.error)
 
 
-Event = RunStarted | Evaluating | Evaluated | Training | Step | Finished | Stopped | Failed
+Event = RunStarted | Evaluating | Evaluated | Training | Step | Trained | Finished | Stopped | Failed
 
 # --------------------------------------------------------------------------------- the run
 
@@ -278,6 +287,7 @@ def run_grpo(
     if trained is None:
         return
     seconds, last = trained
+    yield Trained(run_dir / "final", seconds, last)
     if eval_after and can_evaluate:
         failed = yield from _evaluate("after", model, eval_rows, evaluate, evals, run_dir)
         if failed:
