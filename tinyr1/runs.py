@@ -8,8 +8,8 @@ that ``tinyr1 train``, the app's GRPO tab and bench/reproduce.py (through ``tiny
         elif isinstance(event, runs.Failed): raise event.error
 
 ``run_grpo`` is a generator of events (``RunStarted``, ``Evaluating``, ``Evaluated``,
-``Training``, ``Step``, ``Trained``, ``Finished``, ``Stopped``, ``Failed``); every caller turns them into its own
-output (a progress bar, the app's streamed updates). Stopping keeps what the completed steps
+``Training``, ``Step``, ``Trained``, ``Finished``, ``Stopped``, ``Failed``); every caller turns
+them into its own output (a progress bar, the app's streamed updates). Stopping keeps what the completed steps
 learned in both ways it can happen: closing the generator (the app's Stop, Ctrl-C) closes the
 training loop, which writes a checkpoint of the last completed step; ``should_stop`` returning
 true ends the run after the current step the same way and says so with a ``Stopped`` event.
@@ -305,6 +305,7 @@ def _evaluate(which: str, policy: Any, rows: Sequence[Any], evaluate: Callable, 
         yield Failed(f"eval_{which}", exc)
         return True
     evals[f"eval_{which}"] = report
+    run_dir.mkdir(parents=True, exist_ok=True)  # a new run's folder may not exist before training
     (run_dir / EVAL_FILE).write_text(json.dumps(evals, indent=2) + "\n")
     yield Evaluated(which, report, dict(evals))
     return False
