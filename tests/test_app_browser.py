@@ -1,4 +1,4 @@
-"""The app in a real browser: Playwright driving Debian's chromium (DESIGN section 7) uploads a clip,
+"""The app in a real browser: Playwright driving Debian's chromium (docs/DESIGN.md, "CPU facts") uploads a clip,
 sees the streamed think text, the answer and the reward chart, then edits a completion in the
 Reward lab and sees the breakdown follow, then runs 2 GRPO steps and sees the live plots, the
 latest group and the evaluation, and hands the tuned policy to Reason. Screenshots of the three
