@@ -18,7 +18,7 @@ from importlib.metadata import packages_distributions
 from conftest import ROOT
 
 NEEDED_NOT_IMPORTED = {"accelerate", "bitsandbytes"}
-# Imported only when present: ZeroGPU Spaces preinstall `spaces` (tinyr1/ui.py).
+# Imported only when present: ZeroGPU Spaces preinstall `spaces` (tinyr1/app/).
 OPTIONAL_IMPORTS = {"spaces"}
 
 

@@ -5,7 +5,7 @@ module imports one from a layer above it.
 
 Layers, top to bottom (docs/DESIGN.md, "Code layout"):
 
-4. the user interfaces: tinyr1/app, tinyr1/ui.py, tinyr1/cli, the package's entry points;
+4. the user interfaces: tinyr1/app, tinyr1/cli, the package's entry points;
 3. what runs training: tinyr1/runs.py, tinyr1/grpo, tinyr1/tiny (training the tiny policy);
 2. policies: tinyr1/policy, tinyr1/evaluate.py, tinyr1/registry.py (which policies exist and
    where their weights are: the policy loader resolves names through it);
@@ -26,11 +26,11 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "tinyr1"
 
 LAYERS: dict[str, int] = {
-    "tinyr1": 4, "tinyr1.__main__": 4, "tinyr1.app": 4, "tinyr1.ui": 4, "tinyr1.cli": 4,
+    "tinyr1": 4, "tinyr1.__main__": 4, "tinyr1.app": 4, "tinyr1.cli": 4,
     "tinyr1.runs": 3, "tinyr1.grpo": 3, "tinyr1.tiny": 3,
     "tinyr1.policy": 2, "tinyr1.evaluate": 2, "tinyr1.registry": 2,
     "tinyr1.models": 1, "tinyr1.video": 1, "tinyr1.data": 1, "tinyr1.world": 1, "tinyr1.rewards": 1,
-    "tinyr1.format": 1, "tinyr1.tokenizer": 1, "tinyr1.files": 1, "tinyr1.limits": 1,
+    "tinyr1.format": 1, "tinyr1.tokenizer": 1, "tinyr1.files": 1, "tinyr1.limits": 1, "tinyr1.archive": 1,
 }
 
 #: (importer, imported) pairs allowed against the layering, with the reason. Empty: none needed.

@@ -3,9 +3,9 @@ Reward lab shows, which policies the pickers offer (tinyr1.registry's, then the 
 what the app says about the others, the examples found on disk, and the Spaces requirements file.
 Never touches the network: the registry tests refuse any connection (one test lets a fake hub answer).
 
-    .venv/bin/pytest tests/test_ui_handlers.py -q
+    .venv/bin/pytest tests/test_app_handlers.py -q
 
-The Reason run uses the real tiny random policy and real mp4 clips (fixtures in ui_support.py);
+The Reason run uses the real tiny random policy and real mp4 clips (fixtures in app_support.py);
 only the Stop test uses a scripted policy, to see that stopping closes the policy's stream.
 """
 from __future__ import annotations
@@ -24,21 +24,12 @@ import pytest
 
 from tinyr1.format import format_completion
 from tinyr1.rewards import RewardConfig, score
-from tinyr1.ui import (
-    LANDSCAPE_CASES,
-    Workbench,
-    collect_options,
-    find_examples,
-    find_policies,
-    frame_gallery,
-    options_from_lines,
-    policy_banner,
-    reward_lab,
-    reward_landscape,
-    reward_table,
-)
+from tinyr1.app.policies import policy_banner
+from tinyr1.app.reason import Workbench, collect_options, find_examples, frame_gallery
+from tinyr1.app.tables import LANDSCAPE_CASES, options_from_lines, reward_lab, reward_landscape, reward_table
+from tinyr1.registry import find_policies
 
-from ui_support import ROOT, bad_uploads, make_root, no_downloaded_models, tiny_policy_dir, write_clip
+from app_support import ROOT, bad_uploads, make_root, no_downloaded_models, tiny_policy_dir, write_clip
 
 # ------------------------------------------------------------------------------ policies on disk
 
@@ -396,7 +387,7 @@ def test_stopping_closes_the_policy_stream(tmp_path):
 def test_embedded_policy_names_match_the_runtime():
     from tinyr1.policy import DEFAULT_POLICIES
 
-    from tinyr1.ui import EMBEDDED
+    from tinyr1.registry import EMBEDDED
 
     assert EMBEDDED == tuple(DEFAULT_POLICIES)
 
@@ -411,7 +402,7 @@ def test_zero_gpu_wraps_only_when_spaces_is_importable(monkeypatch):
     import sys
     import types
 
-    from tinyr1.ui import GPU_SECONDS, zero_gpu
+    from tinyr1.app.settings import GPU_SECONDS, zero_gpu
 
     def handler():
         yield 1
@@ -466,7 +457,7 @@ def _root_with_coldstart(base: Path) -> Path:
 
 def test_picker_lists_the_registrys_available_policies_then_folders_then_runs(tmp_path, offline, monkeypatch):
     from tinyr1 import registry
-    from tinyr1.ui import GRPORunner
+    from tinyr1.app.grpo_runner import GRPORunner
 
     root = _root_with_coldstart(tmp_path)
     wb = Workbench(root)
@@ -549,7 +540,7 @@ def test_a_downloadable_policy_is_offered_with_a_probe_once(tmp_path, monkeypatc
 )
 def test_recommended_settings_fit_the_sliders(offline, policy_id, expected):
     from tinyr1.registry import get_policy
-    from tinyr1.ui import recommended_settings
+    from tinyr1.app.policies import recommended_settings
 
     assert recommended_settings(get_policy(policy_id, probe_network=False)) == expected
 
@@ -557,23 +548,24 @@ def test_recommended_settings_fit_the_sliders(offline, policy_id, expected):
 def test_the_app_wires_the_picker_to_the_registry(tmp_path, offline):
     """The Reason and GRPO dropdowns offer the Workbench's choices; the table is under the picker;
     picking a registry policy shows its facts and sets its recommended settings, a folder keeps yours."""
-    import gradio as gr
 
-    from tinyr1.ui import build_demo
+    from tinyr1.app import build_app
 
     wb = Workbench(_root_with_coldstart(tmp_path))
-    demo = build_demo(wb.root, workbench=wb)
+    demo = build_app(wb.root, workbench=wb)
     blocks = {getattr(b, "elem_id", None): b for b in demo.blocks.values()}
     for elem in ("reason-policy", "grpo-policy"):
         assert [tuple(c) for c in blocks[elem].choices] == wb.policy_choices()
     assert blocks["reason-policy"].value == "tiny-coldstart" == blocks["grpo-policy"].value
     assert blocks["reason-policy-info"].value == wb.policy_info()
-    select = next(f.fn for f in demo.fns.values() if f.name == "select_policy")
-    banner, *settings = select("tiny-coldstart")
+    select = next(f for f in demo.fns.values() if f.name == "select_policy")
+    banner_box, *setting_boxes = select.outputs  # the banner, then frames, temperature, top-p, max new tokens, seed
+    out = select.fn("tiny-coldstart")
+    banner, settings = out[banner_box], [out[box] for box in setting_boxes]
     assert "tiny-coldstart" in banner and "fp32" in banner and "Recommended" in banner
     assert settings == [0, 0.0, 1.0, 128, 0]  # frames, temperature, top-p, max new tokens, seed
-    banner, *settings = select("runs/r1")
-    assert "fine-tuned with GRPO" in banner and settings == [gr.skip()] * 5  # a folder: your settings stay
+    out = select.fn("runs/r1")
+    assert "fine-tuned with GRPO" in out[banner_box] and list(out) == [banner_box]  # a folder: your settings stay
     assert not offline
 
 

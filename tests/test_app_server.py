@@ -2,9 +2,9 @@
 script would: ``/reason`` streams, ``/reward`` answers at once, bad uploads get a clear message and
 the server keeps serving, Stop cancels, and no file beyond what the app serves can be read.
 
-    .venv/bin/pytest tests/test_ui_server.py -q
+    .venv/bin/pytest tests/test_app_server.py -q
 
-The server runs the real tiny policy on real mp4 clips (tests/ui_support.py), once per session.
+The server runs the real tiny policy on real mp4 clips (tests/app_support.py), once per session.
 """
 from __future__ import annotations
 
@@ -18,9 +18,10 @@ from gradio_client import Client, handle_file
 
 from tinyr1.format import format_completion
 from tinyr1.rewards import score
-from tinyr1.ui import MAX_FILE_SIZE, QUEUE_SIZE, find_examples
+from tinyr1.app.reason import find_examples
+from tinyr1.app.settings import MAX_FILE_SIZE, QUEUE_SIZE
 
-from ui_support import ROOT, bad_uploads, launched_app
+from app_support import ROOT, bad_uploads, launched_app
 
 STATUS, GALLERY, THINK, ANSWER, CHART, TABLE, RESULT, BANNER = range(8)  # /reason's outputs
 pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")  # inside gradio's queue

@@ -1,14 +1,14 @@
-"""The app in a real browser: Playwright driving Debian's chromium (DESIGN section 7) uploads a clip,
+"""The app in a real browser: Playwright driving Debian's chromium (docs/DESIGN.md, "CPU facts") uploads a clip,
 sees the streamed think text, the answer and the reward chart, then edits a completion in the
 Reward lab and sees the breakdown follow, then runs 2 GRPO steps and sees the live plots, the
 latest group and the evaluation, and hands the tuned policy to Reason. Screenshots of the three
 tabs are saved.
 
-    .venv/bin/pytest tests/test_ui_browser.py -q                        # screenshots to a temp dir
-    TINYR1_SCREENSHOTS=docs/screenshots .venv/bin/pytest tests/test_ui_browser.py -q   # refresh docs
+    .venv/bin/pytest tests/test_app_browser.py -q                        # screenshots to a temp dir
+    TINYR1_SCREENSHOTS=docs/screenshots .venv/bin/pytest tests/test_app_browser.py -q   # refresh docs
 
 Skipped only when chromium is absent and CI is not set (in CI, ./run.sh test installs chromium and
-these tests must run). The server is the real app on the real tiny policy (tests/ui_support.py).
+these tests must run). The server is the real app on the real tiny policy (tests/app_support.py).
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from ui_support import ROOT, find_chromium, launched_app
+from app_support import ROOT, find_chromium, launched_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")]
 
@@ -106,7 +106,7 @@ def test_reward_lab_follows_edits(page, shots):
 
 
 def _examples(root: Path):
-    from tinyr1.ui import find_examples
+    from tinyr1.app.reason import find_examples
 
     return find_examples(root)
 

@@ -28,7 +28,7 @@ def tiny_policy_dir() -> Path:
     """A real tiny random policy directory (the "test" preset, ~0.4M parameters), made once."""
     from tinyr1.policy.random import make_random_policy
 
-    out = Path(tempfile.mkdtemp(prefix="tinyr1-ui-policy-"))
+    out = Path(tempfile.mkdtemp(prefix="tinyr1-app-policy-"))
     atexit.register(shutil.rmtree, out, ignore_errors=True)
     return Path(make_random_policy(out / "tiny-random", "test", seed=0))
 
@@ -123,13 +123,13 @@ class LaunchedApp:
 def launched_app() -> LaunchedApp:
     """The real app (real tiny policy, real clips) served on a free port, once per session."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    from tinyr1.ui import build_demo, launch_kwargs
+    from tinyr1.app import build_app, launch_kwargs
 
-    root = Path(tempfile.mkdtemp(prefix="tinyr1-ui-root-"))
+    root = Path(tempfile.mkdtemp(prefix="tinyr1-app-root-"))
     atexit.register(shutil.rmtree, root, ignore_errors=True)
     make_root(root, world_examples=2, bare_clip=True)
     with no_downloaded_models():
-        demo = build_demo(root)
+        demo = build_app(root)
     port = free_port()
     demo.launch(prevent_thread_lock=True, server_port=port, quiet=True, **launch_kwargs(root))
     atexit.register(demo.close)
@@ -137,7 +137,7 @@ def launched_app() -> LaunchedApp:
 
 
 def find_chromium() -> str | None:
-    """Debian's chromium (DESIGN section 7), or None when it is not installed."""
+    """Debian's chromium (docs/DESIGN.md, "CPU facts"), or None when it is not installed."""
     for candidate in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser")):
         if candidate and Path(candidate).exists():
             return candidate

@@ -3,9 +3,9 @@ the plots' data, the latest group's completions and the evaluation before and af
 checkpoint and Resume continues it; uploads are checked and a bad one says what to fix; the tuned
 policy becomes selectable in the Reason tab.
 
-    .venv/bin/pytest tests/test_ui_grpo.py -q
+    .venv/bin/pytest tests/test_app_grpo.py -q
 
-Runs use the real tiny random policy (tests/ui_support.py) on real world clips with few, short
+Runs use the real tiny random policy (tests/app_support.py) on real world clips with few, short
 samples (G 2, 2 questions per step, 16 new tokens), so a step takes a fraction of a second.
 """
 from __future__ import annotations
@@ -17,20 +17,14 @@ from pathlib import Path
 import pytest
 
 from tinyr1.rewards import score
-from tinyr1.ui import (
-    HELDOUT_MIN_ROWS,
-    PLOT_SERIES,
-    GRPORunner,
-    Workbench,
-    find_policies,
-    grpo_config,
-    grpo_defaults,
-    list_runs,
-    run_dir_of,
-    split_heldout,
-)
+from tinyr1.app.grpo_runner import GRPORunner, grpo_config, grpo_defaults
+from tinyr1.app.reason import Workbench
+from tinyr1.app.tables import PLOT_SERIES
+from tinyr1.app.uploads import HELDOUT_MIN_ROWS, split_heldout
+from tinyr1.registry import find_policies
+from tinyr1.runs import list_runs, run_dir_of
 
-from ui_support import make_root
+from app_support import make_root
 
 pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")
 
