@@ -13,9 +13,9 @@ import torch
 from tinyr1.grpo.config import GRPOConfig, GRPOConfigError, preset
 from tinyr1.grpo.objective import (
     aggregate_loss,
+    build_scheduler,
     group_advantages,
     k3_kl,
-    lr_factor,
     temporal_bonus,
     token_loss,
 )
@@ -236,14 +236,42 @@ def test_temporal_bonus_follows_video_r1(ordered, shuffled, applied, bonus):
 # ------------------------------------------------------------------------------ schedule
 
 
+def _closed_form(update: int, total: int, warmup: int, kind: str) -> float:
+    """The schedule's closed form: linear warm-up from 0, then cosine / linear decay to 0, or flat."""
+    if warmup and update < warmup:
+        return update / warmup
+    if kind == "constant":
+        return 1.0
+    progress = min(max((update - warmup) / max(1, total - warmup), 0.0), 1.0)
+    return 0.5 * (1.0 + math.cos(math.pi * progress)) if kind == "cosine" else 1.0 - progress
+
+
+def _factors(kind: str, total: int, warmup: int) -> list[float]:
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = build_scheduler(opt, kind, total, warmup)
+    out = []
+    for _ in range(total):
+        out.append(sched.get_last_lr()[0])
+        opt.step()
+        sched.step()
+    return out
+
+
+@pytest.mark.parametrize("kind", ["cosine", "linear", "constant"])
+@pytest.mark.parametrize("total, warmup", [(100, 3), (7, 0), (1, 0), (50, 10), (1500, 45)])
+def test_schedule_is_transformers_and_matches_the_closed_form(kind, total, warmup):
+    got = _factors(kind, total, warmup)
+    want = [_closed_form(u, total, warmup, kind) for u in range(total)]
+    assert got == pytest.approx(want, rel=1e-9, abs=1e-12)
+
+
 def test_cosine_schedule_with_warmup_like_transformers():
-    total, warm = 100, 3  # the paper: 3 % warm-up
-    assert lr_factor(0, total, warm) == 0.0
-    assert lr_factor(1, total, warm) == pytest.approx(1 / 3)
-    assert lr_factor(3, total, warm) == pytest.approx(1.0)
-    assert lr_factor(3 + 97 // 2, total, warm) == pytest.approx(0.5, abs=0.02)
-    assert lr_factor(99, total, warm) < 0.001
-    assert lr_factor(50, total, 0, "constant") == 1.0
+    f = _factors("cosine", 100, 3)  # the paper: 3 % warm-up
+    assert f[0] == 0.0 and f[1] == pytest.approx(1 / 3) and f[3] == pytest.approx(1.0)
+    assert f[3 + 97 // 2] == pytest.approx(0.5, abs=0.02) and f[99] < 0.001
+    assert _factors("constant", 100, 0)[50] == 1.0
+    with pytest.raises(ValueError, match="unknown schedule"):
+        build_scheduler(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0), "step", 10, 0)
 
 
 # ------------------------------------------------------------------------------- config
