@@ -465,6 +465,65 @@ def test_resume_gives_the_same_run_as_no_interruption(policy_dir, rows, tmp_path
     assert steps == [1, 2, 3, 4]
 
 
+def _steps_logged(path):
+    from tinyr1.files import read_jsonl
+
+    return [r["step"] for r in read_jsonl(path)]
+
+
+def test_a_damaged_newest_checkpoint_and_a_torn_log_line_resume_from_the_one_before(policy_dir, rows, tmp_path, capsys):
+    """A crash that damaged the newest checkpoint (truncated weights) and tore the last log lines:
+    resume says so, goes back to the checkpoint before, and lands on the uninterrupted run."""
+    config = GRPOConfig(steps=4, **{**QUICK, "checkpoint_every": 1, "keep_checkpoints": 3})
+    straight = _run(policy_dir, rows, tmp_path / "a", config)
+    _run(policy_dir, rows, tmp_path / "b", config, stop_after=3)
+    run = tmp_path / "b"
+    weights = run / "checkpoints" / "step-000003" / "tensors.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    for name in ("metrics.jsonl", "rollouts.jsonl"):
+        with open(run / name, "ab") as fh:
+            fh.write(b'{"step": 4, "reward": 0.')  # a write the crash cut short
+    (run / "checkpoints" / ".tmp-step-000004-99").mkdir()  # a checkpoint the crash never finished
+    rest = _run(policy_dir, rows, run, config)
+    err = capsys.readouterr().err
+    assert "skipping checkpoint step-000003" in err and "torn last line" in err and ".tmp-step-000004-99" in err
+    assert [r.step for r in rest] == [3, 4]
+    assert rest[-1].metrics["reward"] == straight[-1].metrics["reward"]
+    assert _steps_logged(run / "metrics.jsonl") == [1, 2, 3, 4] == _steps_logged(run / "rollouts.jsonl")
+    assert not list((run / "checkpoints").glob(".tmp-*"))
+
+
+def test_a_fresh_run_never_reads_a_previous_runs_logs(policy_dir, rows, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_bytes(b'{"step": 9}\n\xff torn')
+    list(train(GRPOConfig(steps=1, **QUICK), _load(policy_dir), rows, run, resume=False))
+    assert _steps_logged(run / "metrics.jsonl") == [1]
+
+
+def test_a_full_disk_is_a_clear_error_and_leaves_no_torn_line(policy_dir, rows, tmp_path, capsys, monkeypatch):
+    import errno
+
+    from tinyr1 import files
+    from tinyr1.cli import main
+    from tinyr1.data import write_dataset
+
+    data = write_dataset(rows, tmp_path / "train.jsonl")
+    out = tmp_path / "run"
+    base = ["train", "--policy", str(policy_dir), "--data", str(data), "--out", str(out), "--quiet", "--threads", "1",
+            "--prompts-per-step", "2", "--num-generations", "2", "--max-new-tokens", "6", "--checkpoint-every", "1"]
+    assert main([*base, "--steps", "1"]) == 0
+    real_fsync = files.os.fsync
+    monkeypatch.setattr(files.os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space left on device")))
+    assert main([*base, "--steps", "2"]) == 2
+    assert "no space left on the disk" in capsys.readouterr().err
+    monkeypatch.setattr(files.os, "fsync", real_fsync)
+    assert _steps_logged(out / "metrics.jsonl") == [1]
+    assert (out / "metrics.jsonl").read_bytes().endswith(b"\n")
+    assert main([*base, "--steps", "2"]) == 0  # space again: the run goes on
+    assert _steps_logged(out / "metrics.jsonl") == [1, 2]
+
+
 def test_stop_leaves_a_checkpoint_that_load_policy_opens(policy_dir, rows, tmp_path):
     from tinyr1.grpo.checkpoint import latest_checkpoint
     from tinyr1.policy import load_policy

@@ -38,9 +38,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def input_errors() -> tuple[type[BaseException], ...]:
-    """Exception types that mean 'the input was wrong' (exit 2), gathered from the package."""
+    """Exception types that mean 'the input was wrong' (exit 2), gathered from the package; a full
+    disk is one too: the person must act (free space), and a traceback would not help."""
     errors: list[type[BaseException]] = [UserError]
-    for mod, name in (("tinyr1.video", "VideoError"), ("tinyr1.data", "DatasetError"), ("tinyr1.policy", "PolicyError")):
+    for mod, name in (("tinyr1.video", "VideoError"), ("tinyr1.data", "DatasetError"), ("tinyr1.policy", "PolicyError"),
+                      ("tinyr1.files", "DiskFullError")):
         try:
             errors.append(getattr(importlib.import_module(mod), name))
         except (ImportError, AttributeError):

@@ -444,10 +444,12 @@ class _Trainer:
                 if self.c.eval_every and self.step % self.c.eval_every == 0 and self.eval_fn and self.world.main:
                     record.eval = self.eval_fn(self.policy)
                     self.policy.model.eval()
+                # The log line before the checkpoint: a crash between the two then only redoes
+                # the step (resume drops log lines after its checkpoint), never loses its line.
+                self._log(record)
                 if self.c.checkpoint_every and self.step % self.c.checkpoint_every == 0:
                     folder = self.save()
                     record.checkpoint = str(folder) if folder else None
-                self._log(record)
                 yield record
             if self.saved_step != self.step:
                 self.save()
