@@ -43,12 +43,12 @@ import codecs
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator, Sequence
 
 from tinyr1 import limits
+from tinyr1.files import atomic_file
 from tinyr1.format import ANSWER_CLOSE, ANSWER_OPEN, LETTERS, option_letters
 
 __all__ = ["DatasetError", "VideoQA", "load_dataset", "write_dataset", "split_options", "parse_row"]
@@ -417,7 +417,7 @@ def load_dataset(
 
 def write_dataset(rows: Iterable[VideoQA], path: str | os.PathLike) -> Path:
     """Write rows as JSONL atomically: a temporary file in the same folder, then ``os.replace``, so
-    a reader never sees half a file. Video paths inside the file's folder are written relative."""
+    a reader never sees half a file (tinyr1.files.atomic_file). Video paths inside the file's folder are written relative."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     lines = []
@@ -425,14 +425,6 @@ def write_dataset(rows: Iterable[VideoQA], path: str | os.PathLike) -> Path:
         if not isinstance(row, VideoQA):
             raise TypeError(f"row {i} must be a VideoQA, got {type(row).__name__}")
         lines.append(json.dumps(row.to_dict(target.parent), ensure_ascii=False))
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write("".join(line + "\n" for line in lines))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(target, "w") as handle:
+        handle.write("".join(line + "\n" for line in lines))
     return target

@@ -43,9 +43,12 @@ def input_errors() -> tuple[type[BaseException], ...]:
 
     Only from modules already imported: an error type of a module that was never imported cannot
     have been raised, and importing tinyr1.policy here would cost the seconds of importing torch
-    on exactly the path that must answer fast (a bad flag or path)."""
+    on exactly the path that must answer fast (a bad flag or path). A full disk counts too: the
+    person must act (free space), and a traceback would not help."""
     errors: list[type[BaseException]] = [UserError]
-    for mod, name in (("tinyr1.video", "VideoError"), ("tinyr1.data", "DatasetError"), ("tinyr1.policy", "PolicyError")):
+    for mod, name in (("tinyr1.video", "VideoError"), ("tinyr1.data", "DatasetError"), ("tinyr1.policy", "PolicyError"),
+                      ("tinyr1.files", "DiskFullError"), ("tinyr1.limits", "LimitError"),
+                      ("tinyr1.checkpoints", "CheckpointError")):
         error = getattr(sys.modules.get(mod), name, None)
         if isinstance(error, type) and issubclass(error, BaseException):
             errors.append(error)

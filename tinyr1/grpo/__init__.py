@@ -63,9 +63,9 @@ from tinyr1.grpo.config import LOSS_TYPES, PRESETS, GRPOConfig, GRPOConfigError,
 from tinyr1.grpo.loop import GroupRecord, StepRecord, World, init_distributed, train
 from tinyr1.grpo.objective import (
     aggregate_loss,
+    build_scheduler,
     group_advantages,
     k3_kl,
-    lr_factor,
     temporal_bonus,
     token_loss,
 )
@@ -84,7 +84,7 @@ __all__ = [
     "aggregate_loss",
     "group_advantages",
     "k3_kl",
-    "lr_factor",
+    "build_scheduler",
     "temporal_bonus",
     "token_loss",
 ]

@@ -14,8 +14,10 @@ What happens, in order (everything under OUT):
    tinyr1.tiny.probe), drill (option lookups), align (captions), coldstart (traces); each batch a
    pure function of (seed, stage, step), so the run is reproducible and a resumed run takes the
    very batches the interrupted one would have taken;
-4. ``checkpoint/`` every ``checkpoint_every`` steps and at each stage's end (model, optimizer,
-   position; written to a temporary folder, then renamed), ``log.jsonl`` (losses, evaluations);
+4. ``checkpoints/step-N/`` (N counts steps over all stages) every ``checkpoint_every`` steps and
+   at each stage's end: model and probe weights, optimizer, position, in tinyr1's one checkpoint
+   format (tinyr1.checkpoints: atomic, checksummed, plain data only; the newest two kept, and a
+   resume falls back to the older when the newer is damaged); ``log.jsonl`` (losses, evaluations);
 5. ``policy/``: the final policy directory (weights, tokenizer, ``policy.json`` with the recipe
    and the validation results), ready for ``tinyr1 eval --policy OUT/policy``.
 
@@ -40,6 +42,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from tinyr1 import checkpoints
+from tinyr1.files import append_jsonl, atomic_dir, remove_stale_temporaries, repair_jsonl
 from tinyr1.tiny import probe, texts
 from tinyr1.tiny.config import Stage, TinyConfig
 from tinyr1.tiny.data import (
@@ -52,7 +56,8 @@ from tinyr1.tiny.data import (
     trace_example,
 )
 
-CHECKPOINT = "checkpoint"
+CHECKPOINT = "checkpoints"
+KEEP_CHECKPOINTS = 2
 POLICY = "policy"
 TOKENIZER = "tokenizer"
 LOG = "log.jsonl"
@@ -164,7 +169,13 @@ def init_fused_embeddings(model, tokenizer) -> int:
 
 
 def lr_at(stage: Stage, step: int) -> float:
-    """Linear warm-up to ``lr``, then cosine down to ``lr * min_lr_ratio`` at the stage's end."""
+    """Linear warm-up to ``lr``, then cosine down to ``lr * min_lr_ratio`` at the stage's end.
+
+    Not transformers' ``cosine_with_min_lr``: its warm-up gives step s the factor s / warmup
+    (0 at the first step), this one (s + 1) / warmup, so the first update already moves and the
+    warm-up ends one step earlier; the shipped tiny policies were trained (and are reproduced by
+    bench/reproduce.py) with this schedule, and no shift of the step index makes the two agree
+    on both the warm-up and the cosine."""
     if stage.warmup and step < stage.warmup:
         return stage.lr * (step + 1) / stage.warmup
     span = max(1, stage.steps - stage.warmup)
@@ -263,35 +274,36 @@ def letter_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
 
 
 def save_checkpoint(out: Path, cfg: TinyConfig, model, head, optimizer, stage_index: int, step: int,
-                    elapsed: float) -> None:
-    """Atomically replace OUT/checkpoint (a temporary folder, then renames)."""
-    final = out / CHECKPOINT
-    tmp = out / f".{CHECKPOINT}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    state = {
-        "stage": stage_index,
-        "step": step,
-        "elapsed": elapsed,
-        "model": model.state_dict(),
-        "probe": head.state_dict(),
-        "optimizer": optimizer.state_dict() if optimizer is not None else None,
-    }
-    torch.save(state, tmp / "state.pt")
-    (tmp / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
-    old = out / f".{CHECKPOINT}.old-{os.getpid()}"
-    if final.exists():
-        final.rename(old)
-    tmp.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
+                    elapsed: float) -> Path:
+    """Write OUT/checkpoints/step-N (N: steps done over all stages) atomically; keep the newest two."""
+    done = sum(s.steps for s in cfg.stages[:stage_index]) + step
+    tensors = {**{f"model.{k}": v for k, v in model.state_dict().items()},
+               **{f"probe.{k}": v for k, v in head.state_dict().items()}}
+    state = {"stage": stage_index, "step": step, "elapsed": elapsed,
+             "optimizer": optimizer.state_dict() if optimizer is not None else None}
+    return checkpoints.save(out / CHECKPOINT, done, tensors=tensors, pickles={"state.pt": state},
+                            jsons={"config.json": cfg.to_dict()}, keep=KEEP_CHECKPOINTS)
 
 
-def load_checkpoint(out: Path) -> tuple[TinyConfig, dict[str, Any]] | None:
-    folder = out / CHECKPOINT
-    if not (folder / "state.pt").exists():
+def load_checkpoint(out: Path, log: Callable[[str], None] = print) -> tuple[TinyConfig, dict[str, Any]] | None:
+    """The recipe and state of the newest intact checkpoint (None when there is none); tensors
+    come back as ``state["model"]`` and ``state["probe"]``."""
+    try:
+        found = checkpoints.newest_intact(out / CHECKPOINT, log)
+    except checkpoints.CheckpointError as exc:
+        raise TrainError(f"cannot resume from {out}: {exc}") from None
+    if found is None:
         return None
-    cfg = TinyConfig.from_dict(json.loads((folder / "config.json").read_text()))
-    return cfg, torch.load(folder / "state.pt", weights_only=False)
+    folder = found[1]
+    try:
+        cfg = TinyConfig.from_dict(json.loads((folder / "config.json").read_text(encoding="utf-8")))
+        state = checkpoints.load_plain(folder, "state.pt")
+        tensors = checkpoints.load_tensors(folder)
+    except checkpoints.CheckpointError as exc:
+        raise TrainError(f"cannot resume: {exc}") from None
+    for part in ("model", "probe"):
+        state[part] = {k[len(part) + 1:]: v for k, v in tensors.items() if k.startswith(part + ".")}
+    return cfg, state
 
 
 def _make_optimizer(model, head, stage: Stage, cfg: TinyConfig) -> torch.optim.Optimizer:
@@ -327,7 +339,9 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     state = None
     if resume:
-        found = load_checkpoint(out)
+        for p in [*remove_stale_temporaries(out), *remove_stale_temporaries(out / CHECKPOINT)]:
+            log(f"removed {p.name}, a temporary left by an interrupted write")
+        found = load_checkpoint(out, log)
         if found is None:
             log(f"no checkpoint in {out}: starting from scratch")
         else:
@@ -356,11 +370,8 @@ def train(
         tokenizer = AutoTokenizer.from_pretrained(tok_dir)
     else:
         tokenizer = build_tokenizer(cfg, clips)
-        tmp = out / f".{TOKENIZER}.tmp-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tokenizer.save_pretrained(tmp)
-        shutil.rmtree(tok_dir, ignore_errors=True)
-        tmp.rename(tok_dir)
+        with atomic_dir(tok_dir) as tmp:
+            tokenizer.save_pretrained(tmp)
     model = build_model(cfg, tokenizer)
     head = probe.ProbeHead(model.config.text_config.hidden_size)  # training only, never saved with the policy
     params = [*model.parameters(), *head.parameters()]
@@ -369,7 +380,9 @@ def train(
     batches = Batches(cfg, clips, tokenizer, num_visual)
     log_file = out / LOG
     if state is None:
-        log_file.unlink(missing_ok=True)
+        log_file.unlink(missing_ok=True)  # a fresh run never appends to an earlier run's log
+    else:
+        repair_jsonl(log_file, on_torn=log)
     _log_json(log_file, {"event": "start", "resume": state is not None, "parameters": n_params,
                          "vocab": len(tokenizer), "data_seconds": round(data_seconds, 1),
                          "threads": cfg.threads, "config": cfg.to_dict()})
@@ -494,5 +507,4 @@ def content_accuracy(records: list[dict[str, Any]], rows) -> dict[str, float]:
 
 
 def _log_json(path: Path, record: dict[str, Any]) -> None:
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(record) + "\n")
+    append_jsonl(path, record)
