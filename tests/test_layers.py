@@ -9,7 +9,7 @@ Layers, top to bottom (docs/DESIGN.md, "Code layout"):
 3. what runs training: tinyr1/runs.py, tinyr1/grpo, tinyr1/tiny (training the tiny policy);
 2. policies: tinyr1/policy, tinyr1/evaluate.py, tinyr1/registry.py (which policies exist and
    where their weights are: the policy loader resolves names through it);
-1. the bottom: tinyr1/models, video, data, world, rewards, format, tokenizer, files, limits.
+1. the bottom: tinyr1/models, video, data, world, rewards, conclusion, format, tokenizer, files, limits.
 
 Imports inside functions count for the direction too: a lazy import defers the cost, it does not
 make a lower layer independent of a higher one. ``EXEMPT`` lists the few that do, each with why.
@@ -31,6 +31,8 @@ LAYERS: dict[str, int] = {
     "tinyr1.policy": 2, "tinyr1.evaluate": 2, "tinyr1.registry": 2,
     "tinyr1.models": 1, "tinyr1.video": 1, "tinyr1.data": 1, "tinyr1.world": 1, "tinyr1.rewards": 1,
     "tinyr1.format": 1, "tinyr1.tokenizer": 1, "tinyr1.files": 1, "tinyr1.limits": 1, "tinyr1.archive": 1,
+    "tinyr1.conclusion": 1,
+    "tinyr1.checkpoints": 1,
 }
 
 #: (importer, imported) pairs allowed against the layering, with the reason. Empty: none needed.
