@@ -403,7 +403,10 @@ def _orientation(m: Sequence[int]) -> Orientation | None:
 
 
 def _frame_orientation(frame: Any) -> Orientation:
-    """The orientation a decoded PyAV frame carries (its display matrix side data)."""
+    """The orientation a decoded PyAV frame carries (its display matrix side data). Read it once per
+    video, not per frame: PyAV 18's side-data container and the frame refer to each other, so each
+    frame whose side data was touched lives until the garbage collector runs (64 frames of 8K held
+    4 GB this way)."""
     for sd in frame.side_data:
         if getattr(sd.type, "name", "") == "DISPLAYMATRIX":
             raw = bytes(sd)
@@ -666,6 +669,17 @@ class _Resync(Exception):
     """The index-based decode lost track of frame numbers: decode from the start instead."""
 
 
+#: Frames larger than 4K UHD are decoded without frame threads (see _thread_type).
+_FRAME_THREADS_MAX_PIXELS = 3840 * 2160
+
+
+def _thread_type(info: _Probe) -> str:
+    """Frame + slice threads ("AUTO"): ~1.4x faster on 2 idle cores, same pixels. Each frame
+    thread holds its own full-size pictures, though: at 8K that was 200 MB more peak memory
+    (bench/bench_video_memory.py), so frames over 4K UHD get slice threads only."""
+    return "SLICE" if info.width * info.height > _FRAME_THREADS_MAX_PIXELS else "AUTO"
+
+
 def _decode_pyav(info: _Probe, table: _FrameTable, targets: list[int], resize: _Resize | None,
                  limits: VideoLimits) -> tuple[dict[int, np.ndarray], dict[int, float], Orientation]:
     """Decode the frames at ``targets`` (presentation indices); returns frames, times, orientation.
@@ -683,18 +697,19 @@ def _decode_pyav(info: _Probe, table: _FrameTable, targets: list[int], resize: _
     c, s = info.container, info.stream
     cc = s.codec_context
     if not cc.is_open:  # (a retry with a demuxed table reuses the opened decoder)
-        cc.thread_type = "AUTO"  # frame + slice threads: ~1.4x faster on 2 idle cores; same pixels
+        cc.thread_type = _thread_type(info)
     tb = float(info.time_base) if info.time_base else 0.0
     deadline = time.monotonic() + limits.max_decode_seconds
     frames: dict[int, np.ndarray] = {}
     times: dict[int, float] = {}
-    orient: Orientation = (0, False)
+    orient: Orientation | None = None
     wanted = sorted(set(targets))
     sizes: dict[tuple[int, int], int] = {}  # each frame size the decoder produced -> a frame index with it
 
     def grab(index: int, frame: Any) -> None:
         nonlocal orient
-        orient = _frame_orientation(frame)
+        if orient is None:  # read once: a display matrix is per stream, and see _frame_orientation
+            orient = _frame_orientation(frame)
         frames[index] = _to_rgb(frame, resize, orient)
         times[index] = max(0.0, (frame.pts - info.start) * tb) if frame.pts is not None else float("nan")
 
@@ -772,7 +787,7 @@ def _decode_pyav(info: _Probe, table: _FrameTable, targets: list[int], resize: _
         last_exc: BaseException | None = None
         with av.open(str(info.path), metadata_errors="ignore") as fresh:
             stream = fresh.streams[s.index]
-            stream.codec_context.thread_type = "AUTO"
+            stream.codec_context.thread_type = _thread_type(info)
             try:
                 for frame in fresh.decode(stream):
                     if time.monotonic() > deadline:
@@ -817,7 +832,7 @@ def _decode_pyav(info: _Probe, table: _FrameTable, targets: list[int], resize: _
             raise  # an index table: the caller retries with a demuxed one (pts identify frames)
         STATS["resyncs"] += 1
         sequential()
-    return frames, times, orient
+    return frames, times, orient or (0, False)
 
 
 def _size_changes(sizes: dict[tuple[int, int], int]) -> str:
