@@ -682,7 +682,12 @@ def _thread_type(info: _Probe) -> str:
 
 def _decode_pyav(info: _Probe, table: _FrameTable, targets: list[int], resize: _Resize | None,
                  limits: VideoLimits) -> tuple[dict[int, np.ndarray], dict[int, float], Orientation]:
-    """Decode the frames at ``targets`` (presentation indices); returns frames, times, orientation.
+    """Decode the frames at ``targets`` (presentation indices); returns frames, times, orientation."""
+    return _PyAVDecoder(info, table, resize, limits).run(targets)
+
+
+class _PyAVDecoder:
+    """One decode of a video's frames at given presentation indices.
 
     For each target (in order): seek to the keyframe at or before it, unless the decoder is
     already between that keyframe and the target, and decode forward; frames are identified by
@@ -692,61 +697,86 @@ def _decode_pyav(info: _Probe, table: _FrameTable, targets: list[int], resize: _
     inside a GOP would shift the count there; in our tests FFmpeg either concealed the damage and
     still output the frame, or raised an error, which becomes a VideoError.)
     """
-    import av
 
-    c, s = info.container, info.stream
-    cc = s.codec_context
-    if not cc.is_open:  # (a retry with a demuxed table reuses the opened decoder)
-        cc.thread_type = _thread_type(info)
-    tb = float(info.time_base) if info.time_base else 0.0
-    deadline = time.monotonic() + limits.max_decode_seconds
-    frames: dict[int, np.ndarray] = {}
-    times: dict[int, float] = {}
-    orient: Orientation | None = None
-    wanted = sorted(set(targets))
-    sizes: dict[tuple[int, int], int] = {}  # each frame size the decoder produced -> a frame index with it
+    def __init__(self, info: _Probe, table: _FrameTable, resize: _Resize | None, limits: VideoLimits) -> None:
+        self.info, self.table, self.resize, self.limits = info, table, resize, limits
+        self.c, self.s = info.container, info.stream
+        cc = self.s.codec_context
+        if not cc.is_open:  # (a retry with a demuxed table reuses the opened decoder)
+            cc.thread_type = _thread_type(info)
+        self.tb = float(info.time_base) if info.time_base else 0.0
+        self.deadline = time.monotonic() + limits.max_decode_seconds
+        self.frames: dict[int, np.ndarray] = {}
+        self.times: dict[int, float] = {}
+        self.orient: Orientation | None = None
+        self.sizes: dict[tuple[int, int], int] = {}  # each frame size the decoder produced -> a frame index with it
 
-    def grab(index: int, frame: Any) -> None:
-        nonlocal orient
-        if orient is None:  # read once: a display matrix is per stream, and see _frame_orientation
-            orient = _frame_orientation(frame)
-        frames[index] = _to_rgb(frame, resize, orient)
-        times[index] = max(0.0, (frame.pts - info.start) * tb) if frame.pts is not None else float("nan")
+    def run(self, targets: list[int]) -> tuple[dict[int, np.ndarray], dict[int, float], Orientation]:
+        wanted = sorted(set(targets))
+        table = self.table
+        try:
+            if table.pts_rank is None and table.key_bounds is None:
+                # A counted table (duplicate timestamps, e.g. MPEG-TS files joined end to end): no
+                # timestamp tells where a seek landed, so only decoding from the start counts right.
+                raise _Resync
+            self.seeking(wanted)
+        except _Resync:
+            if table.pts_rank is None and table.key_bounds is not None:
+                raise  # an index table: the caller retries with a demuxed one (pts identify frames)
+            STATS["resyncs"] += 1
+            self.sequential(wanted)
+        return self.frames, self.times, self.orient or (0, False)
 
-    def seen(index: int, frame: Any) -> None:
-        sizes.setdefault((frame.width, frame.height), index)
+    def grab(self, index: int, frame: Any) -> None:
+        if self.orient is None:  # read once: a display matrix is per stream, and see _frame_orientation
+            self.orient = _frame_orientation(frame)
+        self.frames[index] = _to_rgb(frame, self.resize, self.orient)
+        self.times[index] = (max(0.0, (frame.pts - self.info.start) * self.tb) if frame.pts is not None
+                             else float("nan"))
 
-    def fail(where: int, exc: BaseException | None) -> VideoError:
-        detail = f" (FFmpeg: {_ffmpeg_message(exc)})" if exc is not None else ""
-        if len(sizes) > 1:  # FFmpeg lost frames where the size changed: not a truncated file
+    def seen(self, index: int, frame: Any) -> None:
+        self.sizes.setdefault((frame.width, frame.height), index)
+        if time.monotonic() > self.deadline:
+            raise VideoError(f"{self.info.path}: decoding took over {self.limits.max_decode_seconds:.0f} s; the "
+                             f"video is too long or damaged (try seek='keyframe' or a shorter clip)")
+
+    def fail(self, where: int, exc: BaseException | None) -> VideoError:
+        info, detail = self.info, f" (FFmpeg: {_ffmpeg_message(exc)})" if exc is not None else ""
+        if len(self.sizes) > 1:  # FFmpeg lost frames where the size changed: not a truncated file
             return VideoError(f"{info.path}: the frame size changes inside the video "
-                              f"({_size_changes(sizes)}) and decoding lost track of frames there{detail}; "
+                              f"({_size_changes(self.sizes)}) and decoding lost track of frames there{detail}; "
                               f"re-encode it at one size (e.g. ffmpeg -i IN -vf scale=W:H OUT.mp4)")
-        if not frames and where <= 0:
+        if not self.frames and where <= 0:
             return VideoError(f"{info.path}: no frame of its {info.codec} video stream could be decoded: "
                               f"the file is damaged{detail}")
-        return VideoError(f"{info.path}: decoding stopped near frame {where} of {table.n}: the file is truncated "
-                          f"or damaged{detail}; re-encode or download it again")
+        return VideoError(f"{info.path}: decoding stopped near frame {where} of {self.table.n}: the file is "
+                          f"truncated or damaged{detail}; re-encode or download it again")
 
-    def frames_from(key_pos: int, attempt: int = 0):
-        """Seek to the keyframe at presentation index key_pos; yield (index, frame) from there.
-        Demuxed tables retry a seek that lands late: by the keyframe's dts, then earlier ones."""
-        kk = bisect.bisect_left(table.keys, key_pos)
+    def seek_targets(self, kk: int) -> list[int]:
+        """Timestamps that seek to keyframe number kk: its own, then (demuxed tables: MPEG-TS seeks
+        by dts) its dts, then earlier keyframes'."""
+        table = self.table
         dts = table.key_dts or [None] * len(table.keys)
         targets = [table.key_seek[kk]]
         if dts[kk] is not None and dts[kk] < targets[0]:
             targets.append(dts[kk])
-        targets += [dts[j] if dts[j] is not None else table.key_seek[j] for j in (kk - 1, kk - 2) if j >= 0]
+        return targets + [dts[j] if dts[j] is not None else table.key_seek[j] for j in (kk - 1, kk - 2) if j >= 0]
+
+    def frames_from(self, key_pos: int, attempt: int = 0):
+        """Seek to the keyframe at presentation index key_pos; yield (index, frame) from there.
+        Demuxed tables retry a seek that lands late: by the keyframe's dts, then earlier ones."""
+        import av
+
+        table = self.table
+        kk = bisect.bisect_left(table.keys, key_pos)
+        targets = self.seek_targets(kk)
         try:
-            c.seek(targets[attempt], stream=s, backward=True)
+            self.c.seek(targets[attempt], stream=self.s, backward=True)
         except av.error.FFmpegError:
             raise _Resync from None  # a container that cannot seek: decode from the start
         count = key_pos
         first = True
-        for frame in c.decode(s):
-            if time.monotonic() > deadline:
-                raise VideoError(f"{info.path}: decoding took over {limits.max_decode_seconds:.0f} s; the video "
-                                 f"is too long or damaged (try seek='keyframe' or a shorter clip)")
+        for frame in self.c.decode(self.s):
             if table.pts_rank is not None:
                 idx = table.pts_rank.get(frame.pts) if frame.pts is not None else None
                 if idx is None:
@@ -755,47 +785,64 @@ def _decode_pyav(info: _Probe, table: _FrameTable, targets: list[int], resize: _
                     # The seek landed after the keyframe we asked for (MPEG-TS seeks by dts, not
                     # pts): retry by dts, then by earlier keyframes, then give up.
                     if attempt + 1 < len(targets):
-                        yield from frames_from(key_pos, attempt + 1)
+                        yield from self.frames_from(key_pos, attempt + 1)
                         return
                     raise _Resync
-                first = False
-                seen(idx, frame)
-                yield idx, frame
             else:
+                idx = count
                 if first:
                     low, high = table.key_bounds[kk] if table.key_bounds else (None, None)
                     landed = frame.pts if frame.pts is not None else low
                     if (not frame.key_frame or (low is not None and landed < low)
                             or (high is not None and landed >= high)):
                         raise _Resync  # another keyframe, or an open GOP: counting would drift
-                first = False
-                seen(count, frame)
-                yield count, frame
                 count += 1
+            first = False
+            self.seen(idx, frame)
+            yield idx, frame
         if first:  # the seek landed at the end (MPEG-TS near its last keyframe): seek elsewhere
             if table.pts_rank is not None and attempt + 1 < len(targets):
-                yield from frames_from(key_pos, attempt + 1)
+                yield from self.frames_from(key_pos, attempt + 1)
                 return
             raise _Resync
 
-    def sequential() -> None:
+    def seeking(self, wanted: list[int]) -> None:
+        """The fast path: seek near each target (reusing the decoder within a GOP)."""
+        gen = None
+        pos = -1  # presentation index of the next frame gen yields
+        for t in wanted:
+            j = bisect.bisect_right(self.table.keys, t) - 1
+            key = self.table.keys[j]
+            if gen is None or not (key <= pos <= t):
+                gen = self.frames_from(key)
+                pos = key
+            for idx, frame in _guarded(gen, lambda: pos, self.fail):
+                pos = idx + 1
+                if idx == t:
+                    self.grab(t, frame)
+                    break
+                if idx > t:
+                    raise _Resync
+            else:
+                raise self.fail(pos, None)
+
+    def sequential(self, wanted: list[int]) -> None:
         """Decode from the start in a fresh container, counting frames: slow but always right."""
-        frames.clear()
-        times.clear()
+        import av
+
+        self.frames.clear()
+        self.times.clear()
         count = 0
         remaining = set(wanted)
         last_exc: BaseException | None = None
-        with av.open(str(info.path), metadata_errors="ignore") as fresh:
-            stream = fresh.streams[s.index]
-            stream.codec_context.thread_type = _thread_type(info)
+        with av.open(str(self.info.path), metadata_errors="ignore") as fresh:
+            stream = fresh.streams[self.s.index]
+            stream.codec_context.thread_type = _thread_type(self.info)
             try:
                 for frame in fresh.decode(stream):
-                    if time.monotonic() > deadline:
-                        raise VideoError(f"{info.path}: decoding took over {limits.max_decode_seconds:.0f} s; "
-                                         f"the video is too long or damaged")
-                    seen(count, frame)
+                    self.seen(count, frame)
                     if count in remaining:
-                        grab(count, frame)
+                        self.grab(count, frame)
                         remaining.discard(count)
                         if not remaining:
                             return
@@ -803,36 +850,7 @@ def _decode_pyav(info: _Probe, table: _FrameTable, targets: list[int], resize: _
             except av.error.FFmpegError as exc:
                 last_exc = exc
         if remaining:
-            raise fail(count, last_exc)
-
-    try:
-        if table.pts_rank is None and table.key_bounds is None:
-            # A counted table (duplicate timestamps, e.g. MPEG-TS files joined end to end): no
-            # timestamp tells where a seek landed, so only decoding from the start counts right.
-            raise _Resync
-        gen = None
-        pos = -1  # presentation index of the next frame gen yields
-        for t in wanted:
-            j = bisect.bisect_right(table.keys, t) - 1
-            key = table.keys[j]
-            if gen is None or not (key <= pos <= t):
-                gen = frames_from(key)
-                pos = key
-            for idx, frame in _guarded(gen, lambda: pos, fail):
-                pos = idx + 1
-                if idx == t:
-                    grab(t, frame)
-                    break
-                if idx > t:
-                    raise _Resync
-            else:
-                raise fail(pos, None)
-    except _Resync:
-        if table.pts_rank is None and table.key_bounds is not None:
-            raise  # an index table: the caller retries with a demuxed one (pts identify frames)
-        STATS["resyncs"] += 1
-        sequential()
-    return frames, times, orient or (0, False)
+            raise self.fail(count, last_exc)
 
 
 def _size_changes(sizes: dict[tuple[int, int], int]) -> str:
