@@ -1,4 +1,4 @@
-"""Frame loading (tinyr1/video.py), as a specification.
+"""Frame loading (the tinyr1/video package), as a specification.
 
     .venv/bin/pytest tests/test_video.py -q
 
@@ -316,7 +316,7 @@ def test_open_gops_are_decoded_by_pts(clips: Clips) -> None:
 
 @pytest.mark.parametrize("lie", ["index", "demuxed"])
 def test_fallbacks_still_return_the_right_frames(clips: Clips, monkeypatch: pytest.MonkeyPatch, lie: str) -> None:
-    real = video._frame_table
+    real = video.decode._frame_table
 
     def lying_table(info, limits, demux=False):
         table = real(info, limits, demux=demux or lie == "demuxed")
@@ -326,7 +326,7 @@ def test_fallbacks_still_return_the_right_frames(clips: Clips, monkeypatch: pyte
             table.key_seek, table.key_dts = [10**12] * len(table.keys), None
         return table
 
-    monkeypatch.setattr(video, "_frame_table", lying_table)
+    monkeypatch.setattr(video.decode, "_frame_table", lying_table)  # what _load_pyav calls
     before = dict(video.STATS)
     got = load_frames(clips.get("h264.mp4"), 8, backend="pyav")
     # a lying index is retried with a demuxed table; a lying demuxed table decodes from the start
