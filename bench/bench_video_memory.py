@@ -50,7 +50,8 @@ def make_clip() -> Path:
 def peak(repo: Path, frames: int | None, budget: int | None) -> tuple[float, str]:
     """(VmHWM in MiB, frame shape) of a fresh interpreter that loads the clip once (frames=None:
     imports only)."""
-    code = f"import sys; sys.path.insert(0, {str(repo)!r})\nimport av, numpy as np\nimport tinyr1.video as v\nshape = ''\n"
+    code = (f"import sys; sys.path.insert(0, {str(repo)!r})\n"
+            "import av, numpy as np\nimport tinyr1.video as v\nshape = ''\n")
     if frames is not None:
         kwargs = "" if budget is None else f", limits=v.VideoLimits(max_decoded_pixels={budget})"
         code += f"shape = v.load_frames({str(CLIP)!r}, {frames}{kwargs}).frames.shape\n"

@@ -35,13 +35,27 @@ container, streams, limits), so decord only ever sees files that PyAV has checke
 rotated file, a GIF, a still image, or a container or codec outside the common ones its bundled
 FFmpeg 4.1 knows.
 
-Frames come out upright: rotation metadata (a display matrix, e.g. from a phone) is applied;
-``VideoMeta.width``/``height`` are the upright size of the source, ``size`` the output size.
-Timestamps are presentation times in seconds from the start of the video stream.
+Frames come out upright: rotation metadata (a display matrix, e.g. from a phone) is applied,
+mirroring included; ``VideoMeta.width``/``height`` are the upright size of the source, ``size``
+the output size. Timestamps are presentation times in seconds from the start of the video stream.
+
+Memory: all frames of one call together stay within a decoded-pixel budget
+(``VideoLimits.max_decoded_pixels``: 64 x 1024 x 1024 by default, or env
+TINYR1_MAX_DECODED_PIXELS). Larger frames are shrunk by swscale while decoding, aspect kept, so no
+full-size RGB frame is kept: 64 frames of 8K peak at 640 MiB instead of 13 GB (docs/BENCHMARKS.md,
+"Frame loading"). A caller that resizes to a model's input passes ``target_size`` to have frames
+far larger than that input shrunk too.
 
 Bad input raises ``VideoError`` (a ``ValueError``) naming the file and what to do, within
-seconds: a missing path, an empty file, text or an image named ``.mp4``, a truncated file, a
-file without a video stream, one whose frames cannot be decoded, and inputs over ``VideoLimits``.
+seconds: a missing path, a broken symbolic link or a link loop, an empty file, text or an image
+named ``.mp4``, an animated WebP (which PyAV's FFmpeg cannot decode), a truncated file, a frame
+size that changes mid-stream, a file without a video stream, one whose frames cannot be decoded,
+and inputs over ``VideoLimits`` (a raw stream without a stated duration is timed by counting its
+frames).
+
+Layout: tinyr1/video/types.py (public types, argument checks), inputs.py (file checks, the PyAV
+probe, orientation), table.py (frame table, sampling plan), decode.py (PyAV and decord decoding);
+this file has ``load_frames``, ``probe`` and the resize plan.
 """
 from __future__ import annotations
 
