@@ -3,17 +3,17 @@
     python app.py          # http://127.0.0.1:7860, the embedded tiny policy by default
     ./run.sh app           # the same, after setting up the virtual environment
 
-The Blocks live in ``tinyr1/ui.py``; this file only builds them at module level (``demo``, what
+The Blocks live in ``tinyr1/app/``; this file only builds them at module level (``demo``, what
 Spaces and ``gradio app.py`` reload mode look for) and launches them with the serving settings
 (theme and css go to ``launch`` in Gradio 6; the upload limit; the paths the server may read).
 """
 from pathlib import Path
 
-from tinyr1.ui import build_demo, launch_kwargs
+from tinyr1.app import build_app, launch_kwargs
 
 ROOT = Path(__file__).resolve().parent
 
-demo = build_demo(ROOT)
+demo = build_app(ROOT)
 
 if __name__ == "__main__":
     demo.launch(**launch_kwargs(ROOT))

@@ -7,8 +7,9 @@
 #   ./run.sh tinyr1 ...   set up, then run any CLI command (e.g. ./run.sh tinyr1 reward --help)
 #
 # Setup is idempotent: it installs the CPU build of torch 2.13.0 first (a bare `torch` would pull
-# a multi-GB CUDA build, DESIGN section 7), then the package with its dev extras, and records a
-# stamp so that later runs skip pip unless pyproject.toml changed. TINYR1_VENV picks the folder.
+# a multi-GB CUDA build: docs/DESIGN.md, "CPU facts"), then the package with its dev extras (the
+# test libraries; the app itself needs none of them), and records a stamp so that later runs skip
+# pip unless pyproject.toml changed. TINYR1_VENV picks the folder.
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV="${TINYR1_VENV:-.venv}"

@@ -12,7 +12,7 @@ Contenders, all returning the same 16 frames [16, 720, 1280, 3] uint8 RGB:
   load_frames        tinyr1.video.load_frames(path, 16): backend "auto", i.e. the PyAV probe, then
                      PyAV decoding guided by the container's index
   load_frames/decord the same with backend="decord": the probe, then decord; on these mp4 files this
-                     is what a "decord first" order would do (the default is PyAV first: faster)
+                     is what a decord-first order would do (the shipped default is PyAV first)
   load_frames/fast   seek="keyframe": nearest keyframes instead of exact frames (not the same frames)
   decord             VideoReader(path).get_batch(linspace indices)
   pyav               per index: seek to its time (assuming a constant rate), decode up to it

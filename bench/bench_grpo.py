@@ -195,11 +195,11 @@ def build_policies(args: argparse.Namespace, variants: list[str], tmp: Path) -> 
                                                       name=f"random-{REAL_SIZE}")
         what = f"random real-size TinyLLaVA-Video-R1 architecture (bench/random_real.py, {REAL_SIZE!r})"
     else:
-        from tinyr1.models.random import make_random_policy
+        from tinyr1.policy.random import make_random_policy
 
         policy_dir = args.policy or make_random_policy(tmp / "policy", "embedded", seed=0)
         make = lambda: load_policy(policy_dir, device=args.device, quantization=quantization)  # noqa: E731
-        what = str(policy_dir) if args.policy else "random embedded-size policy (tinyr1.models.random)"
+        what = str(policy_dir) if args.policy else "random embedded-size policy (tinyr1.models.tinyllava.random)"
     policies = {}
     for name in variants:
         policies[name] = make() if name == "batched" else SequentialSampling(make())

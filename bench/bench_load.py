@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_load.py                     # prints a table; exits 1 on a failure
     .venv/bin/python bench/bench_load.py --write-docs        # also (re)writes the section in docs/BENCHMARKS.md
 
-The server is the real app (``tinyr1.ui.build_demo``) in its own process, on the embedded tiny
+The server is the real app (``tinyr1.app.build_app``) in its own process, on the embedded tiny
 policy when ``assets/policies`` holds one, else on a tiny random policy made for the run. For each
 queue size (the default, then a small one that must turn requests away) all requests start at once
 and each must end in one of two ways: answered (the final result is done, no error) or cleanly
@@ -35,9 +35,9 @@ RSS_GROWTH_LIMIT_MB = 300
 SERVER = r"""
 import sys
 from pathlib import Path
-from tinyr1.ui import build_demo, launch_kwargs
+from tinyr1.app import build_app, launch_kwargs
 root = Path(sys.argv[1])
-demo = build_demo(root)
+demo = build_app(root)
 demo.launch(server_port=int(sys.argv[2]), quiet=True, **launch_kwargs(root))
 """
 
@@ -59,7 +59,7 @@ def _make_root(tmp: Path) -> tuple[Path, str, dict]:
         root, which = ROOT, "embedded tiny policy (assets/policies)"
     else:
         sys.path.insert(0, str(ROOT / "tests"))
-        from ui_support import make_root  # the tests' tiny random policy and clips
+        from app_support import make_root  # the tests' tiny random policy and clips
 
         root, which = make_root(tmp, world_examples=0, bare_clip=False), "tiny random policy (no embedded one yet)"
     from tinyr1.data import load_dataset
@@ -235,7 +235,7 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from tinyr1.ui import QUEUE_SIZE
+    from tinyr1.app.settings import QUEUE_SIZE
 
     sizes = args.queue_sizes or [QUEUE_SIZE, 4]
     with tempfile.TemporaryDirectory(prefix="tinyr1-load-") as tmp:

@@ -4,8 +4,8 @@ batched GRPO sampler against sequential calls.
     .venv/bin/python bench/bench_policy.py                    # embedded size, 4 frames, 5 repeats
     .venv/bin/python bench/bench_policy.py --frames 8 --repeats 7 --json out.json
 
-What it measures, on a random policy of the size DESIGN section 4 expects for the embedded one
-(preset "embedded": SigLIP 32 px patch 4, 64 x 3; resampler 4 latents/frame x 2; Qwen2 128 x 4):
+What it measures, on a random policy of the size of the first embedded-policy trial
+(docs/DESIGN.md, "The embedded tiny policy"; preset "embedded": SigLIP 32 px patch 4, 64 x 3; resampler 4 latents/frame x 2; Qwen2 128 x 4):
 
 1. A 10-second 320x240 25-fps mp4 (written once into a temporary folder) -> a 128-token answer:
    frame sampling/decoding (tinyr1.video.load_frames), preprocessing (resize to 32 px with PIL
@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tinyr1.models.random import make_random_policy
+from tinyr1.policy.random import make_random_policy
 from tinyr1.policy import GenerationSettings, Policy, load_policy
 from tinyr1.video import load_frames
 
@@ -78,7 +78,7 @@ def run(frames_n: int, repeats: int, tokens: int) -> dict:
     overrides = {}
     policy_dir = make_random_policy(work / "policy", "embedded", seed=0)
     if frames_n != 4:  # same sizes, more frames: 4 latents per frame, one group per frame
-        from tinyr1.models.random import random_model
+        from tinyr1.models.tinyllava.random import random_model
         from tinyr1.tokenizer import default_corpus, train_tokenizer
 
         tok = train_tokenizer(default_corpus(), 512)

@@ -49,7 +49,7 @@ START, END = "<!-- memory-figures:start -->", "<!-- memory-figures:end -->"
 
 def architecture_rows() -> list[dict]:
     from tinyr1 import registry
-    from tinyr1.models.qwen_vl import VideoProcessing, num_video_tokens
+    from tinyr1.models.qwen2_5_vl import VideoProcessing, num_video_tokens
 
     rows = []
     for spec in registry.SPECS:
@@ -80,9 +80,9 @@ def measured_rows() -> list[dict]:
     import torch
 
     from tinyr1 import registry
-    from tinyr1.models.random import make_random_policy
+    from tinyr1.policy.random import make_random_policy
     from tinyr1.policy import QUANT_SKIP_MODULES, load_policy
-    from tinyr1.qwen_vl import QWEN_QUANT_SKIP_MODULES, tiny_qwen_vl_policy
+    from tinyr1.policy.qwen2_5_vl import QWEN_QUANT_SKIP_MODULES, tiny_qwen_vl_policy
 
     torch.set_num_threads(1)
     tmp = Path(tempfile.mkdtemp(prefix="tinyr1-mem-"))

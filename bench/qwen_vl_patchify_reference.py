@@ -1,5 +1,5 @@
 """Record what the official Qwen2-VL video processor makes of fixed frames (the reference for
-tinyr1's torchvision-free patchifier, tinyr1/models/qwen_vl.py).
+tinyr1's torchvision-free patchifier, tinyr1/models/qwen2_5_vl.py).
 
 Run it in an environment WITH torchvision (it does not import beside tinyr1's CPU torch), outside
 the repository's venv, e.g.:
@@ -10,7 +10,7 @@ the repository's venv, e.g.:
 
 It writes ``cases.npz`` (per case: the uint8 frames, the processor's ``pixel_values_videos`` and
 ``video_grid_thw``) and ``cases.json`` (the settings of each case, smart_resize answers for a table
-of sizes, the library versions). ``tests/test_qwen_vl.py`` checks tinyr1 against them. This script
+of sizes, the library versions). ``tests/test_models_qwen2_5_vl.py`` checks tinyr1 against them. This script
 imports nothing from tinyr1 and is deterministic (seeded frames).
 """
 from __future__ import annotations

@@ -8,7 +8,7 @@ published size without its weights (no network here): ``bench/memory_figures.py 
 
 ``random_weights(size)``: ``"real"`` is the published TinyLLaVA-Video-R1 architecture
 (``tinyr1.registry.ARCHITECTURES["tinyllava_video_r1"]`` through ``official_config``, 3.6B
-parameters), ``"tiny"`` the embedded size (``tinyr1.models.random``); the tokenizer is a 400-token
+parameters), ``"tiny"`` the embedded size (``tinyr1.models.tinyllava.random``); the tokenizer is a 400-token
 one trained on ``tinyr1.tokenizer.default_corpus()`` (ids beyond it are never sampled, see
 ``Policy.suppressed_token_ids``); the weights are drawn with ``torch.manual_seed(seed)`` by the
 model's own initialisation, cast to bf16, and kept on the CPU without the tied LM head. Built
@@ -43,8 +43,8 @@ def random_weights(size: str = "real", *, seed: int = 0, init_device: str = "cpu
 
     from tinyr1 import registry
     from tinyr1.models import TinyLlavaVideoForConditionalGeneration
-    from tinyr1.models.convert import official_config
-    from tinyr1.models.random import tiny_config
+    from tinyr1.models.tinyllava.convert import official_config
+    from tinyr1.models.tinyllava.random import tiny_config
     from tinyr1.tokenizer import default_corpus, train_tokenizer
 
     tokenizer = train_tokenizer(default_corpus(), 400)
@@ -73,10 +73,11 @@ def load_random_policy(config: Any, tokenizer: Any, state: dict, device: str, qu
     import torch
 
     from tinyr1.models import TinyLlavaVideoForConditionalGeneration
-    from tinyr1.policy import Policy, _quantization_kwargs, _quiet_loading
+    from tinyr1.policy import Policy
+    from tinyr1.policy.load import quantization_kwargs, quiet_loading
 
-    kwargs = {"dtype": torch.bfloat16, "device_map": {"": device}, **_quantization_kwargs(quantization, torch.bfloat16)}
-    with _quiet_loading():
+    kwargs = {"dtype": torch.bfloat16, "device_map": {"": device}, **quantization_kwargs(quantization, torch.bfloat16)}
+    with quiet_loading():
         model = TinyLlavaVideoForConditionalGeneration.from_pretrained(None, config=config, state_dict=dict(state),
                                                                        **kwargs)
     return (policy_cls or Policy)(model.eval(), tokenizer, name=name, quantization=quantization)

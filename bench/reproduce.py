@@ -10,11 +10,14 @@ What it does, in one process tree:
    its test split (disjoint from train by construction, tinyr1/world.py);
 2. evaluates the starting policy on the test questions: greedy, and sampled at T = 1 with
    ``--eval-samples`` samples per question (the greedy number has a ~3-point standard error on
-   200 questions, DESIGN section 4, so the sampled one is the finer measure);
+   200 questions, docs/DESIGN.md, "The embedded tiny policy", so the sampled one is the finer
+   measure);
 3. runs two GRPO trainings from it with the same seed and settings (``--preset``, ``--steps``),
    one with the paper's reward (format + think length + accuracy) and one with format + accuracy
    alone (``format_accuracy``: r1 = 0, r2 kept at 1), as two ``tinyr1 train`` processes side by
-   side (one core each; ``--sequential`` runs them one after the other);
+   side (one core each; ``--sequential`` runs them one after the other). Each follows
+   ``tinyr1.runs.run_grpo``, the sequence the app's GRPO tab follows too; processes, not threads,
+   so the two runs train in parallel;
 4. evaluates both trained policies with the same settings as in step 2;
 5. writes ``OUT/results.json``, ``OUT/RESULTS.md`` (the tables) and a PNG (``--plot``): per step,
    the think length and the reward components (format, length, accuracy, total) of both runs;
@@ -28,7 +31,6 @@ ground truth (tinyr1.tiny.audit), so the card shows whether GRPO kept them truth
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import shutil
@@ -70,12 +72,13 @@ def train_command(args, name: str, reward: str) -> list[str]:
     return cmd + list(args.extra)
 
 
-def per_step_components(run_dir: Path) -> dict[str, list[float]]:
-    """Mean think length and reward components per step, from the run's rollouts.jsonl."""
+def per_step_components(run_dir: Path, steps: int) -> dict[str, list[float]]:
+    """Mean think length and reward components of steps 1..steps, from the run's rollouts.jsonl."""
+    from tinyr1 import runs
+
     out: dict[str, list[float]] = {k: [] for k in ("step", "think_chars", "format", "length", "accuracy", "total",
                                                    "correct", "format_ok")}
-    for line in (run_dir / "rollouts.jsonl").read_text().splitlines():
-        rec = json.loads(line)
+    for rec in runs.read_history(run_dir / "rollouts.jsonl", steps):
         bds = [b for g in rec["groups"] for b in g["breakdowns"]]
         n = len(bds)
         out["step"].append(rec["step"])
@@ -224,6 +227,43 @@ def write_block(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def train_both(args) -> dict[str, Any] | None:
+    """The two ``tinyr1 train`` runs (side by side unless ``--sequential``): each one's JSON
+    summary by run name, or None when one failed (its log says why)."""
+    from tinyr1 import runs
+
+    procs = {}
+    for name, reward in RUNS.items():
+        cmd = train_command(args, name, reward)
+        log = open(args.out / f"{name}.log", "w")
+        procs[name] = (subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT), log)
+        if args.sequential:
+            procs[name][0].wait()
+    results = {}
+    for name, (proc, log) in procs.items():
+        out, _ = proc.communicate()
+        log.close()
+        if proc.returncode != 0 or not runs.is_finished(args.out / name):
+            print(f"[reproduce] the {name} run failed; see {args.out / (name + '.log')}", file=sys.stderr)
+            return None
+        results[name] = json.loads(out)
+    return results
+
+
+def results_lines(summary: dict[str, Any], evals: dict[str, Any], curves: dict[str, Any]) -> list[str]:
+    """RESULTS.md's lines: the command, the table, the gains and the think lengths of both runs."""
+    md = [f"Command: `{summary['command']}`; {summary['total_minutes']:.1f} minutes in all "
+          f"(training both: {summary['train_minutes']:.1f}).", "", table(evals), ""]
+    for name in RUNS:
+        md.append(f"- {name}: greedy {100 * (evals[name]['greedy']['accuracy'] - evals['start']['greedy']['accuracy']):+.1f} "
+                  f"points, sampled {100 * (evals[name]['sampled']['accuracy'] - evals['start']['sampled']['accuracy']):+.1f} points")
+    md += ["", "Think length (mean characters of the rollouts' think text, first 10 steps -> last 10 steps):", ""]
+    for name in RUNS:
+        t = curves[name]["think_chars"]
+        md.append(f"- {name}: {sum(t[:10]) / max(1, len(t[:10])):.0f} -> {sum(t[-10:]) / max(1, len(t[-10:])):.0f}")
+    return md
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--policy", type=Path, default=ROOT / "assets" / "policies" / "tiny-coldstart")
@@ -271,26 +311,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[reproduce] data ready ({time.perf_counter() - t0:.0f} s); evaluating the start", file=sys.stderr)
     evals = {"start": evaluate_both(load_policy(args.policy), test, args)}
     t_train = time.perf_counter()
-    procs = {}
-    for name, reward in RUNS.items():
-        cmd = train_command(args, name, reward)
-        log = open(args.out / f"{name}.log", "w")
-        procs[name] = (subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT), log)
-        if args.sequential:
-            procs[name][0].wait()
-    results = {}
-    for name, (proc, log) in procs.items():
-        out, _ = proc.communicate()
-        log.close()
-        if proc.returncode != 0:
-            print(f"[reproduce] the {name} run failed; see {args.out / (name + '.log')}", file=sys.stderr)
-            return 1
-        results[name] = json.loads(out)
+    results = train_both(args)
+    if results is None:
+        return 1
     train_s = time.perf_counter() - t_train
     print(f"[reproduce] trained both in {train_s / 60:.1f} min; evaluating", file=sys.stderr)
     for name in RUNS:
         evals[name] = evaluate_both(load_policy(args.out / name / "final"), test, args)
-    curves = {name: per_step_components(args.out / name) for name in RUNS}
+    curves = {name: per_step_components(args.out / name, args.steps) for name in RUNS}
     plot_path = args.plot or args.out / "grpo_reproduction.png"
     plot(curves, evals, plot_path, args.smooth)
     for e in evals.values():
@@ -310,15 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         "plot": str(plot_path),
     }
     (args.out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
-    md = [f"Command: `{summary['command']}`; {summary['total_minutes']:.1f} minutes in all "
-          f"(training both: {summary['train_minutes']:.1f}).", "", table(evals), ""]
-    for name in RUNS:
-        md.append(f"- {name}: greedy {100 * (evals[name]['greedy']['accuracy'] - evals['start']['greedy']['accuracy']):+.1f} "
-                  f"points, sampled {100 * (evals[name]['sampled']['accuracy'] - evals['start']['sampled']['accuracy']):+.1f} points")
-    md += ["", "Think length (mean characters of the rollouts' think text, first 10 steps -> last 10 steps):", ""]
-    for name in RUNS:
-        t = curves[name]["think_chars"]
-        md.append(f"- {name}: {sum(t[:10]) / max(1, len(t[:10])):.0f} -> {sum(t[-10:]) / max(1, len(t[-10:])):.0f}")
+    md = results_lines(summary, evals, curves)
     (args.out / "RESULTS.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
     if args.write_docs:

@@ -164,7 +164,9 @@ def test_write_is_atomic_and_round_trips(folder: Path, tmp_path_factory) -> None
     ]
     target = folder / "out" / "data.jsonl"
     assert write_dataset(rows, target) == target
-    assert load_dataset(target) == rows
+    with pytest.raises(DatasetError, match="line 1: field 'video': .* outside the dataset's folder"):
+        load_dataset(target)  # the videos lie outside out/: only an explicit allow_outside reads them
+    assert load_dataset(target, allow_outside=True) == rows
     written = [json.loads(line) for line in target.read_text(encoding="utf-8").splitlines()]
     assert written[0]["video"] == str(folder / "clips" / "a.mp4")  # not inside out/: absolute
     assert written[0]["k"] == 1  # extra fields are written back
@@ -183,3 +185,140 @@ def test_write_relative_inside_the_folder_and_keeps_the_old_file_on_failure(fold
         write_dataset([rows[0], {"video": "x"}], target)
     assert target.read_text() == before  # the old file is intact
     assert not [p for p in os.listdir(folder) if p.endswith(".tmp")]
+
+
+# ------------------------------------------------------------------------- hostile or odd files
+
+
+def test_lines_split_on_newline_only_and_a_bom_is_accepted(folder: Path) -> None:
+    # U+2028, U+2029 and U+0085 are legal inside JSON strings; str.splitlines would cut the row there.
+    question = "Which way\u2028does it\u2029roll\u0085?"
+    text = json.dumps({**GOOD, "question": question}, ensure_ascii=False) + "\r\n" + json.dumps(GOOD) + "\n"
+    path = folder / "seps.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))  # with a UTF-8 byte order mark
+    first, second = load_dataset(path)
+    assert first.question == question and second.question == "Which way?"
+
+
+# (the bad row, the field named, a phrase of the message)
+HOSTILE_ROWS = [
+    ({**GOOD, "question": "Which\u0000way?"}, "question", "control character U+0000 at character 6"),
+    ({**GOOD, "options": ["left", "ri\u001bght"]}, "options", "option B holds the control character U+001B"),
+    ({**GOOD, "id": "a\u0007"}, "id", "control character U+0007"),
+    ({**GOOD, "video": "clips/a.mp4\u0000.txt"}, "video", "control character U+0000"),
+    ({**GOOD, "question": "x" * 4001}, "question", "the question is 4,001 characters; the limit is 4,000 (set TINYR1_MAX_QUESTION_CHARS"),
+    ({**GOOD, "options": ["left", "r" * 501]}, "options", "option B is 501 characters; the limit is 500"),
+    ({k: v for k, v in GOOD.items() if k != "options"} | {"question": "Q?\nA. l\nB. " + "r" * 501},
+     "question", "option B is 501 characters"),  # options written in the question are limited too
+    ({**GOOD, "video": "../a.mp4"}, "video", "leaves it with '..' outside the dataset's folder"),
+    ({**GOOD, "video": "clips/../../a.mp4"}, "video", "leaves it with '..'"),
+    ({**GOOD, "video": "/etc/passwd"}, "video", "is an absolute path outside the dataset's folder"),
+    ({**GOOD, "video": "~/a.mp4"}, "video", "starts with '~'"),
+    ({**GOOD, "video": "C:\\clips\\a.mp4"}, "video", "is a Windows path"),
+    ({**GOOD, "video": "clips\\a.mp4"}, "video", "is a Windows path"),
+    ({**GOOD, "options": ["a", "b", "c", "d"], "answer": "(e)"}, "answer", "is not one of the option letters A-D"),
+    ({**GOOD, "options": ["a"]}, "options", "has 1 options; 2 to 10 are supported (letters A-J)"),
+]
+
+
+@pytest.mark.parametrize("row, field, phrase", HOSTILE_ROWS)
+def test_hostile_rows_are_refused_naming_line_and_field(folder: Path, row, field, phrase) -> None:
+    path = write_lines(folder / "data.jsonl", [GOOD, "", row])
+    with pytest.raises(DatasetError) as info:
+        load_dataset(path, check_files=False)
+    message = str(info.value)
+    assert message.startswith(f"{path} line 3: field '{field}': "), message
+    assert phrase in message
+    assert (info.value.line, info.value.field) == (3, field)
+
+
+def test_tabs_and_line_breaks_are_text(folder: Path) -> None:
+    row = parse_row({**GOOD, "question": "Which\tway?\nTell me.\r"}, base_dir=folder)
+    assert row.question == "Which\tway?\nTell me."
+
+
+def test_a_symlink_out_of_the_folder_is_refused_unless_allowed(folder: Path, tmp_path_factory) -> None:
+    outside = tmp_path_factory.mktemp("secret") / "key.mp4"
+    outside.write_bytes(b"")
+    (folder / "clips" / "link.mp4").symlink_to(outside)
+    (folder / "clips" / "inner.mp4").symlink_to(folder / "clips" / "a.mp4")  # a link inside: fine
+    path = write_lines(folder / "data.jsonl", [{**GOOD, "video": "clips/inner.mp4"}, {**GOOD, "video": "clips/link.mp4"}])
+    with pytest.raises(DatasetError, match=r"line 2: field 'video': 'clips/link.mp4' is a link to .*key.mp4, outside"):
+        load_dataset(path)
+    assert [r.video for r in load_dataset(path, allow_outside=True)] == [
+        str(folder / "clips" / "inner.mp4"), str(folder / "clips" / "link.mp4")]
+
+
+def test_paths_outside_the_folder_need_allow_outside(folder: Path, tmp_path_factory) -> None:
+    other = tmp_path_factory.mktemp("videos")
+    (other / "c.mp4").write_bytes(b"")
+    path = write_lines(folder / "data.jsonl", [{**GOOD, "video": str(other / "c.mp4")},
+                                               {**GOOD, "video": str(folder / "clips" / "b.mp4")}])  # absolute, inside
+    with pytest.raises(DatasetError) as info:
+        load_dataset(path)
+    assert info.value.errors == [f"{path} line 1: field 'video': {str(other / 'c.mp4')!r} is an absolute path "
+                                 f"outside the dataset's folder {folder} (videos must lie inside it)"]
+    rows = load_dataset(path, allow_outside=True)
+    assert [r.video for r in rows] == [str(other / "c.mp4"), str(folder / "clips" / "b.mp4")]
+    with pytest.raises(DatasetError, match="outside the dataset's folder"):
+        parse_row({**GOOD, "video": "../c.mp4"}, base_dir=folder)
+    assert parse_row({**GOOD, "video": "../c.mp4"}, base_dir=folder, allow_outside=True, check_files=False).video == \
+        str(folder.parent / "c.mp4")
+
+
+def test_duplicate_ids_name_both_lines(folder: Path) -> None:
+    path = write_lines(folder / "data.jsonl", [{**GOOD, "id": "7"}, {**GOOD, "id": "8"}, "", {**GOOD, "id": 7}])
+    with pytest.raises(DatasetError) as info:
+        load_dataset(path)
+    assert str(info.value) == f"{path} line 4: field 'id': duplicate id '7': lines 1 and 4"
+    assert (info.value.line, info.value.field) == (4, "id")
+
+
+def test_deep_nesting_is_refused_naming_the_line(folder: Path) -> None:
+    deep = '{"video": "clips/a.mp4", "question": "Q?", "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    nested = {**GOOD, "x": json.loads("[" * 40 + "]" * 40)}
+    path = write_lines(folder / "data.jsonl", [GOOD, deep, nested])
+    with pytest.raises(DatasetError) as info:
+        load_dataset(path)
+    assert info.value.errors == [
+        f"{path} line 2: JSON nested too deeply to parse; the limit is 32 levels (set TINYR1_MAX_JSON_DEPTH to raise it)",
+        f"{path} line 3: JSON nested 41 levels deep; the limit is 32 (set TINYR1_MAX_JSON_DEPTH to raise it)",
+    ]
+
+
+def test_a_long_row_is_refused_before_parsing(folder: Path, monkeypatch) -> None:
+    monkeypatch.setenv("TINYR1_MAX_DATASET_ROW_BYTES", "1000")
+    long_row = json.dumps({**GOOD, "think": "x" * 2000})
+    path = write_lines(folder / "data.jsonl", [GOOD, long_row, "{not json but long" + "y" * 5000, GOOD])
+    with pytest.raises(DatasetError) as info:
+        load_dataset(path)
+    assert [e.split(": ", 1)[1] for e in info.value.errors] == [
+        f"the row is {len(long_row):,} bytes or more; the limit is 1,000 (set TINYR1_MAX_DATASET_ROW_BYTES to raise it)",
+        "the row is 5,018 bytes or more; the limit is 1,000 (set TINYR1_MAX_DATASET_ROW_BYTES to raise it)",
+    ]  # the broken JSON of line 3 is never parsed; lines 1 and 4 are read fine around them
+
+
+def test_a_50_mb_one_row_file_is_refused_without_reading_it_into_memory(folder: Path) -> None:
+    import tracemalloc
+
+    path = folder / "huge.jsonl"
+    with path.open("wb") as handle:
+        handle.write(b'{"video": "clips/a.mp4", "question": "')
+        for _ in range(50):
+            handle.write(b"x" * (1 << 20))
+        handle.write(b'"}\n')
+    tracemalloc.start()
+    try:
+        with pytest.raises(DatasetError, match="line 1: the row is 52,428,840 bytes or more; the limit is 1,048,576"):
+            load_dataset(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, f"peak {peak / 2**20:.1f} MiB: the row was held in memory"
+
+
+def test_bad_utf8_names_the_line(folder: Path) -> None:
+    path = folder / "bad.jsonl"
+    path.write_bytes(json.dumps(GOOD).encode() + b"\n" + b'{"video": "\xff"}\n')
+    with pytest.raises(DatasetError, match=r"line 2: not UTF-8 text \(invalid start byte at byte \d+\)"):
+        load_dataset(path)

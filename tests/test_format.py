@@ -4,6 +4,8 @@
 """
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,6 +16,7 @@ from tinyr1.format import (
     TAGS,
     build_prompt,
     build_question,
+    find_block,
     format_completion,
     parse,
     partial_view,
@@ -114,6 +117,31 @@ def test_parse_never_raises_and_ok_means_no_error(text: str) -> None:
         stripped = text.strip()
         assert stripped.startswith("<think>") and stripped.endswith("</answer>")
         assert all(stripped.count(tag) == 1 for tag in TAGS)
+
+
+# The parser's blocks were once found by these lazy regexes; they are quadratic on unclosed tags,
+# so they survive only here, as the reference the linear scan must agree with on short strings.
+REFERENCE = {
+    "think": re.compile(re.escape("<think>") + r"(.*?)" + re.escape("</think>"), re.S),
+    "answer": re.compile(re.escape("<answer>") + r"(.*?)" + re.escape("</answer>"), re.S),
+}
+# Tag pieces too, so that half tags ("<think", "</") and overlaps are drawn often.
+tag_pieces = st.lists(st.sampled_from([*TAGS, "<think", "answer>", "</", "<", ">", "x", " ", "\n"]), max_size=20).map("".join)
+
+
+def reference_block(text: str, name: str) -> str | None:
+    match = REFERENCE[name].search(text)
+    return match.group(1) if match else None
+
+
+@settings(max_examples=400, deadline=None)
+@given(tag_pieces | tag_soup | st.text(max_size=40))
+def test_the_linear_block_finder_agrees_with_the_reference_regex(text: str) -> None:
+    parsed = parse(text)
+    stripped = text.strip()
+    assert parsed.think == reference_block(stripped, "think")
+    assert parsed.answer == reference_block(stripped, "answer")
+    assert find_block(text, "<think>", "</think>") == reference_block(text, "think")
 
 
 def test_the_docstring_examples_run() -> None:

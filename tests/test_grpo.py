@@ -13,9 +13,9 @@ import torch
 from tinyr1.grpo.config import GRPOConfig, GRPOConfigError, preset
 from tinyr1.grpo.objective import (
     aggregate_loss,
+    build_scheduler,
     group_advantages,
     k3_kl,
-    lr_factor,
     temporal_bonus,
     token_loss,
 )
@@ -236,14 +236,42 @@ def test_temporal_bonus_follows_video_r1(ordered, shuffled, applied, bonus):
 # ------------------------------------------------------------------------------ schedule
 
 
+def _closed_form(update: int, total: int, warmup: int, kind: str) -> float:
+    """The schedule's closed form: linear warm-up from 0, then cosine / linear decay to 0, or flat."""
+    if warmup and update < warmup:
+        return update / warmup
+    if kind == "constant":
+        return 1.0
+    progress = min(max((update - warmup) / max(1, total - warmup), 0.0), 1.0)
+    return 0.5 * (1.0 + math.cos(math.pi * progress)) if kind == "cosine" else 1.0 - progress
+
+
+def _factors(kind: str, total: int, warmup: int) -> list[float]:
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = build_scheduler(opt, kind, total, warmup)
+    out = []
+    for _ in range(total):
+        out.append(sched.get_last_lr()[0])
+        opt.step()
+        sched.step()
+    return out
+
+
+@pytest.mark.parametrize("kind", ["cosine", "linear", "constant"])
+@pytest.mark.parametrize("total, warmup", [(100, 3), (7, 0), (1, 0), (50, 10), (1500, 45)])
+def test_schedule_is_transformers_and_matches_the_closed_form(kind, total, warmup):
+    got = _factors(kind, total, warmup)
+    want = [_closed_form(u, total, warmup, kind) for u in range(total)]
+    assert got == pytest.approx(want, rel=1e-9, abs=1e-12)
+
+
 def test_cosine_schedule_with_warmup_like_transformers():
-    total, warm = 100, 3  # the paper: 3 % warm-up
-    assert lr_factor(0, total, warm) == 0.0
-    assert lr_factor(1, total, warm) == pytest.approx(1 / 3)
-    assert lr_factor(3, total, warm) == pytest.approx(1.0)
-    assert lr_factor(3 + 97 // 2, total, warm) == pytest.approx(0.5, abs=0.02)
-    assert lr_factor(99, total, warm) < 0.001
-    assert lr_factor(50, total, 0, "constant") == 1.0
+    f = _factors("cosine", 100, 3)  # the paper: 3 % warm-up
+    assert f[0] == 0.0 and f[1] == pytest.approx(1 / 3) and f[3] == pytest.approx(1.0)
+    assert f[3 + 97 // 2] == pytest.approx(0.5, abs=0.02) and f[99] < 0.001
+    assert _factors("constant", 100, 0)[50] == 1.0
+    with pytest.raises(ValueError, match="unknown schedule"):
+        build_scheduler(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0), "step", 10, 0)
 
 
 # ------------------------------------------------------------------------------- config
@@ -301,7 +329,7 @@ QUICK = dict(prompts_per_step=2, num_generations=4, max_new_tokens=8, warmup_rat
 
 @pytest.fixture(scope="module")
 def policy_dir(tmp_path_factory):
-    from tinyr1.models.random import make_random_policy
+    from tinyr1.policy.random import make_random_policy
 
     return make_random_policy(tmp_path_factory.mktemp("policy") / "tiny", "test", seed=0)
 
@@ -435,6 +463,65 @@ def test_resume_gives_the_same_run_as_no_interruption(policy_dir, rows, tmp_path
     assert all(torch.equal(wa[n], wb[n]) for n in wa)
     steps = [json.loads(line)["step"] for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4]
+
+
+def _steps_logged(path):
+    from tinyr1.files import read_jsonl
+
+    return [r["step"] for r in read_jsonl(path)]
+
+
+def test_a_damaged_newest_checkpoint_and_a_torn_log_line_resume_from_the_one_before(policy_dir, rows, tmp_path, capsys):
+    """A crash that damaged the newest checkpoint (truncated weights) and tore the last log lines:
+    resume says so, goes back to the checkpoint before, and lands on the uninterrupted run."""
+    config = GRPOConfig(steps=4, **{**QUICK, "checkpoint_every": 1, "keep_checkpoints": 3})
+    straight = _run(policy_dir, rows, tmp_path / "a", config)
+    _run(policy_dir, rows, tmp_path / "b", config, stop_after=3)
+    run = tmp_path / "b"
+    weights = run / "checkpoints" / "step-000003" / "tensors.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    for name in ("metrics.jsonl", "rollouts.jsonl"):
+        with open(run / name, "ab") as fh:
+            fh.write(b'{"step": 4, "reward": 0.')  # a write the crash cut short
+    (run / "checkpoints" / ".tmp-step-000004-99").mkdir()  # a checkpoint the crash never finished
+    rest = _run(policy_dir, rows, run, config)
+    err = capsys.readouterr().err
+    assert "skipping checkpoint step-000003" in err and "torn last line" in err and ".tmp-step-000004-99" in err
+    assert [r.step for r in rest] == [3, 4]
+    assert rest[-1].metrics["reward"] == straight[-1].metrics["reward"]
+    assert _steps_logged(run / "metrics.jsonl") == [1, 2, 3, 4] == _steps_logged(run / "rollouts.jsonl")
+    assert not list((run / "checkpoints").glob(".tmp-*"))
+
+
+def test_a_fresh_run_never_reads_a_previous_runs_logs(policy_dir, rows, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_bytes(b'{"step": 9}\n\xff torn')
+    list(train(GRPOConfig(steps=1, **QUICK), _load(policy_dir), rows, run, resume=False))
+    assert _steps_logged(run / "metrics.jsonl") == [1]
+
+
+def test_a_full_disk_is_a_clear_error_and_leaves_no_torn_line(policy_dir, rows, tmp_path, capsys, monkeypatch):
+    import errno
+
+    from tinyr1 import files
+    from tinyr1.cli import main
+    from tinyr1.data import write_dataset
+
+    data = write_dataset(rows, tmp_path / "train.jsonl")
+    out = tmp_path / "run"
+    base = ["train", "--policy", str(policy_dir), "--data", str(data), "--out", str(out), "--quiet", "--threads", "1",
+            "--prompts-per-step", "2", "--num-generations", "2", "--max-new-tokens", "6", "--checkpoint-every", "1"]
+    assert main([*base, "--steps", "1"]) == 0
+    real_fsync = files.os.fsync
+    monkeypatch.setattr(files.os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space left on device")))
+    assert main([*base, "--steps", "2"]) == 2
+    assert "no space left on the disk" in capsys.readouterr().err
+    monkeypatch.setattr(files.os, "fsync", real_fsync)
+    assert _steps_logged(out / "metrics.jsonl") == [1]
+    assert (out / "metrics.jsonl").read_bytes().endswith(b"\n")
+    assert main([*base, "--steps", "2"]) == 0  # space again: the run goes on
+    assert _steps_logged(out / "metrics.jsonl") == [1, 2]
 
 
 def test_stop_leaves_a_checkpoint_that_load_policy_opens(policy_dir, rows, tmp_path):

@@ -41,7 +41,7 @@ WORKER = textwrap.dedent(
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    from tinyr1.models.random import make_random_policy
+    from tinyr1.policy.random import make_random_policy
     from tinyr1.world import write_split
 
     root = tmp_path_factory.mktemp("ddp")

@@ -21,7 +21,7 @@ import torch
 from tinyr1 import registry
 from tinyr1.cli import main
 from tinyr1.policy import GenerationSettings, PolicyError, QUANT_SKIP_MODULES, load_policy
-from tinyr1.qwen_vl import QWEN_QUANT_SKIP_MODULES, QwenVLPolicy, tiny_qwen_vl_policy
+from tinyr1.policy.qwen2_5_vl import QWEN_QUANT_SKIP_MODULES, QwenVLPolicy, tiny_qwen_vl_policy
 
 torch.set_num_threads(1)
 
@@ -93,7 +93,7 @@ def test_memory_formula_equals_the_bytes_of_tiny_models_loaded_for_real(make, qw
     if make == "official":
         path, skip = OFFICIAL, QUANT_SKIP_MODULES
     elif make == "tinyllava":
-        from tinyr1.models.random import make_random_policy
+        from tinyr1.policy.random import make_random_policy
 
         path, skip = make_random_policy(tmp_path / "tiny", "embedded", seed=0), QUANT_SKIP_MODULES
     else:

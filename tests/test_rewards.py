@@ -1,4 +1,4 @@
-"""The paper's reward (tinyr1.rewards, DESIGN section 2) as a specification: tables with a reason
+"""The paper's reward (tinyr1.rewards; docs/DESIGN.md, "The reward") as a specification: tables with a reason
 per row, then properties checked by hypothesis.
 
     .venv/bin/pytest tests/test_rewards.py -q
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 
 import pytest
 from hypothesis import assume, given, settings
@@ -326,3 +327,25 @@ def test_well_formed_completions_hold_the_format(think, answer) -> None:
     result = score(format_completion(think, answer), None)
     assert result.format_ok and result.format_reward >= 0.5
     assert result.think_chars == len(think.strip())
+
+
+# A megabyte of each shape a broken or hostile policy can write: tags repeated without a close,
+# blocks nested in each other, one open tag before a flood of others.
+ADVERSARIAL = {
+    "repeated <think>": "<think>" * (1_000_000 // 7),
+    "repeated <answer>": "<answer>" * (1_000_000 // 8),
+    "nested": "<think><answer>" * (1_000_000 // 15),
+    "unclosed": "<think>" + "<answer>x" * (1_000_000 // 9),
+    "closes first": "</answer></think>" * (1_000_000 // 17) + "<think>t</think><answer>B</answer>",
+}
+
+
+@pytest.mark.parametrize("shape", ADVERSARIAL)
+def test_a_megabyte_of_adversarial_tags_is_scored_in_well_under_a_second(shape: str) -> None:
+    completion = ADVERSARIAL[shape]
+    assert len(completion) >= 999_000
+    started = time.perf_counter()
+    result = score(completion, "B", ["left", "right"])
+    elapsed = time.perf_counter() - started
+    assert not result.format_ok and result.total == -2.0  # every shape fails the format
+    assert elapsed < 0.5, f"{shape}: {elapsed:.2f} s (the parser must stay linear)"

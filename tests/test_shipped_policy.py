@@ -18,7 +18,7 @@ from tinyr1.world import DEFAULT_FAMILIES, write_split
 
 COLDSTART = ASSETS / "policies" / "tiny-coldstart"
 GRPO = ASSETS / "policies" / "tiny-grpo"
-ASSETS_LIMIT = 20 * 1024 * 1024  # the budget for everything under assets/
+ASSETS_LIMIT = 20 * 1024 * 1024  # everything under assets/: a clone and a Space stay small (the policies are ~5 MB each)
 CHANCE = 0.25  # four options
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import shutil
 
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 
+from tinyr1.files import read_jsonl
 from tinyr1.format import LETTERS, parse, render_options
 from tinyr1.tiny import PRESETS, TrainError, train
 from tinyr1.tiny import texts
@@ -178,14 +180,39 @@ def test_interrupted_run_resumes_to_the_same_weights(full_run, tmp_path):
     shutil.copytree(out_full / "data", tmp_path / "data")
     # A crash after 3 of 8 steps: the last checkpoint is the one at step 2 (checkpoint_every = 2).
     assert train(SMOKE, tmp_path, progress=False, stop_after=3, log=lambda _: None) is None
-    ckpt = tmp_path / CHECKPOINT
-    assert sorted(p.name for p in ckpt.iterdir()) == ["config.json", "state.pt"]
+    ckpt = tmp_path / CHECKPOINT / "step-000002"
+    assert sorted(p.name for p in ckpt.iterdir()) == ["config.json", "manifest.json", "state.pt", "tensors.safetensors"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no half-written folders left
-    state = torch.load(ckpt / "state.pt", weights_only=False)
+    state = torch.load(ckpt / "state.pt", weights_only=True)  # plain data: no pickled objects
     assert (state["stage"], state["step"]) == (1, 0)  # the vision stage (2 steps) is done
-    path = train(SMOKE, tmp_path, resume=True, progress=False, log=lambda _: None)
+    # What the crash also left: a torn last log line and a checkpoint it never finished.
+    with open(tmp_path / "log.jsonl", "ab") as fh:
+        fh.write(b'{"event": "step", "stage": "dr')
+    (tmp_path / CHECKPOINT / ".tmp-step-000004-99").mkdir()
+    said = []
+    path = train(SMOKE, tmp_path, resume=True, progress=False, log=said.append)
+    assert any("torn last line" in m for m in said) and any(".tmp-step-000004-99" in m for m in said)
+    events = [r["event"] for r in read_jsonl(tmp_path / "log.jsonl")]
+    assert events.count("start") == 2 and events[-1] == "done"
     a, b = _weights(path_full), _weights(path)
     assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_damaged_newest_checkpoint_resumes_from_the_one_before(full_run, tmp_path):
+    out_full, path_full = full_run
+    shutil.copytree(out_full / "data", tmp_path / "data")
+    assert train(SMOKE, tmp_path, progress=False, stop_after=5, log=lambda _: None) is None
+    assert [p.name for p in sorted((tmp_path / CHECKPOINT).glob("step-*"))] == ["step-000002", "step-000004"]
+    weights = tmp_path / CHECKPOINT / "step-000004" / "tensors.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 4096] = os.urandom(4096)  # garbage mid-file, same size
+    weights.write_bytes(bytes(data))
+    said = []
+    path = train(SMOKE, tmp_path, resume=True, progress=False, log=said.append)
+    assert any("skipping checkpoint step-000004" in m and "checksum" in m for m in said)
+    assert any("resuming at stage 'drill' step 0" in m for m in said)
+    a, b = _weights(path_full), _weights(path)
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
@@ -201,7 +228,7 @@ def test_cli_smoke_with_pause_and_resume(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train-tiny", "--out", str(out), "--preset", "smoke", "--quiet", "--steps", "coldstart=1",
                  "--max-minutes", "0.00001"]) == 0
-    assert (out / CHECKPOINT / "state.pt").exists() and not (out / "policy").exists()
+    assert list((out / CHECKPOINT).glob("step-*/state.pt")) and not (out / "policy").exists()
     assert main(["train-tiny", "--out", str(out), "--preset", "smoke", "--quiet", "--steps", "coldstart=1",
                  "--resume"]) == 0
     assert capsys.readouterr().out.strip().endswith("policy")

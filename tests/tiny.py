@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyr1.models.random import random_model
+from tinyr1.models.tinyllava.random import random_model
 from tinyr1.policy import Policy, policy_from_model
 from tinyr1.tokenizer import default_corpus, train_tokenizer
 

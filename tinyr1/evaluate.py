@@ -109,19 +109,7 @@ def evaluate(
             if not settings.greedy and base_seed is not None:
                 batch_settings = dataclasses.replace(settings, seed=int(base_seed) + b)
             texts = policy.sample(items, G=1, settings=batch_settings).texts
-            for row, text in zip(chunk, texts):
-                s = score(text, row.answer, row.options or None, config)
-                records.append({
-                    "id": row.id,
-                    "family": row.family or NO_FAMILY,
-                    "answer": row.answer,
-                    "completion": text,
-                    "correct": bool(s.correct),
-                    "format_ok": s.format_ok,
-                    "think_chars": s.think_chars,
-                    "reward": float(s.total),
-                    "predicted": s.answer_text,
-                })
+            records.extend(_record(row, text, config) for row, text in zip(chunk, texts))
             bar.update(len(chunk))
     finally:
         bar.close()
@@ -146,6 +134,22 @@ def evaluate(
     if keep_records:
         report["records"] = records
     return report
+
+
+def _record(row: VideoQA, text: str, config: RewardConfig) -> dict[str, Any]:
+    """One answered question as the report keeps it (the reward's breakdown, flattened)."""
+    s = score(text, row.answer, row.options or None, config)
+    return {
+        "id": row.id,
+        "family": row.family or NO_FAMILY,
+        "answer": row.answer,
+        "completion": text,
+        "correct": bool(s.correct),
+        "format_ok": s.format_ok,
+        "think_chars": s.think_chars,
+        "reward": float(s.total),
+        "predicted": s.answer_text,
+    }
 
 
 # ------------------------------------------------------------------------------ world splits

@@ -38,7 +38,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tinyr1.policy import POLICIES_DIR, PolicyError
+from tinyr1.policy.spec import (
+    COLDSTART_POLICY,
+    GRPO_POLICY,
+    POLICIES_DIR,
+    QUANT_SKIP_MODULES,
+    QWEN_QUANT_SKIP_MODULES,
+    PolicyError,
+)
 
 KINDS = ("tiny", "tinyllava_official", "qwen2_5_vl")
 GB = 1e9  # memory figures are decimal gigabytes
@@ -108,9 +115,9 @@ class PolicySpec:
 
 
 _TINY_HOW = {
-    "tiny-coldstart": "train it on this machine (CPU, minutes): `tinyr1 train-tiny --out runs/tiny`, then copy "
+    COLDSTART_POLICY: "train it on this machine (CPU, minutes): `tinyr1 train-tiny --out runs/tiny`, then copy "
                       "runs/tiny/policy to assets/policies/tiny-coldstart",
-    "tiny-grpo": "train it with GRPO from the cold start (CPU, about 25 minutes): `python bench/reproduce.py "
+    GRPO_POLICY: "train it with GRPO from the cold start (CPU, about 25 minutes): `python bench/reproduce.py "
                  "--steps 1500 --ship assets/policies/tiny-grpo --ship-run format_accuracy` (docs/RESULTS.md)",
 }
 # Video-R1's inference example: 16-32 frames, max_pixels 256*28*28 per frame, temperature 0.1, top_p 0.001.
@@ -118,14 +125,14 @@ _QWEN_SETTINGS = {"max_new_tokens": 1024, "temperature": 0.1, "top_p": 0.001, "s
 
 SPECS: tuple[PolicySpec, ...] = (
     PolicySpec(
-        id="tiny-grpo", label="tiny-grpo (embedded, GRPO)", kind="tiny", source=str(POLICIES_DIR / "tiny-grpo"),
+        id=GRPO_POLICY, label=f"{GRPO_POLICY} (embedded, GRPO)", kind="tiny", source=str(POLICIES_DIR / GRPO_POLICY),
         template="qwen2_base", num_frames=8,
         settings={"max_new_tokens": 128, "temperature": 0.0, "top_p": 1.0, "seed": 0},
         description="The embedded tiny TinyLLaVA-Video policy after GRPO on the synthetic world (runs on any CPU).",
     ),
     PolicySpec(
-        id="tiny-coldstart", label="tiny-coldstart (embedded, SFT)", kind="tiny",
-        source=str(POLICIES_DIR / "tiny-coldstart"), template="qwen2_base", num_frames=8,
+        id=COLDSTART_POLICY, label=f"{COLDSTART_POLICY} (embedded, SFT)", kind="tiny",
+        source=str(POLICIES_DIR / COLDSTART_POLICY), template="qwen2_base", num_frames=8,
         settings={"max_new_tokens": 128, "temperature": 0.0, "top_p": 1.0, "seed": 0},
         description="The embedded tiny TinyLLaVA-Video policy after cold-start SFT on the synthetic world.",
     ),
@@ -186,7 +193,7 @@ class PolicyEntry:
 
     def generation_settings(self):
         """The recommended ``GenerationSettings``."""
-        from tinyr1.policy import GenerationSettings
+        from tinyr1.policy.spec import GenerationSettings
 
         return GenerationSettings(**self.settings)
 
@@ -293,11 +300,10 @@ def _meta_model(kind: str, config: dict[str, Any], src: Path | None = None):
     import torch
 
     if kind in ("tiny", "tinyllava_official"):
-        from tinyr1.models import TinyLlavaVideoConfig, TinyLlavaVideoForConditionalGeneration
-        from tinyr1.policy import QUANT_SKIP_MODULES
+        from tinyr1.models.tinyllava import TinyLlavaVideoConfig, TinyLlavaVideoForConditionalGeneration
 
         if config.get("model_type") == "tinyllava":
-            from tinyr1.models.convert import official_config
+            from tinyr1.models.tinyllava.convert import official_config
 
             cfg = official_config(src or Path("."), config)
         else:
@@ -306,8 +312,6 @@ def _meta_model(kind: str, config: dict[str, Any], src: Path | None = None):
             return TinyLlavaVideoForConditionalGeneration(cfg), list(QUANT_SKIP_MODULES)
     if kind == "qwen2_5_vl":
         from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
-
-        from tinyr1.qwen_vl import QWEN_QUANT_SKIP_MODULES
 
         cfg = Qwen2_5_VLConfig.from_dict(dict(config))
         with torch.device("meta"):
@@ -370,7 +374,7 @@ def measured_bytes(model) -> int:
 def _parts(kind: str, model) -> dict[str, int]:
     counts: dict[str, int] = {"vision_tower": 0, "connector": 0, "language_model": 0}
     if kind == "qwen2_5_vl":
-        from tinyr1.qwen_vl import part_of
+        from tinyr1.models.qwen2_5_vl import part_of
 
         for name, p in model.named_parameters():
             counts[part_of(name)] += p.numel()
@@ -580,3 +584,122 @@ __all__ = [
     "policy_sizes",
     "resolve_policy",
 ]
+
+
+# ---------------------------------------------------------------------- policies of an app root
+# The app's pickers (Reason's Policy, GRPO's starting policy) list this registry's available
+# entries, then the folders an app root holds (assets/policies/*, runs/*/final, $TINYR1_POLICY).
+# The app may serve another root than this repository, so the tiny entries are looked for under
+# that root. Listing may probe the hub (one TCP connection, at most PROBE_TIMEOUT_S, never under
+# HF_HUB_OFFLINE=1): callers list once and again on request.
+
+#: The policies this repository trains and ships (assets/policies/<name>), the default first: the
+#: same as tinyr1.policy.DEFAULT_POLICIES (a test checks), kept here so listing does not import torch.
+EMBEDDED = ("tiny-grpo", "tiny-coldstart")
+
+
+def find_policies(root: str | Path) -> dict[str, str]:
+    """Policies found under ``root``: label -> directory, the default first.
+
+    Looked for: ``$TINYR1_POLICY`` when set, every directory with a ``config.json`` under
+    ``assets/policies/`` (the embedded ones first: ``tiny-grpo``, then ``tiny-coldstart``), and
+    every ``runs/*/final`` with a ``config.json`` (policies trained with GRPO in the app)."""
+    root = Path(root)
+    found: dict[str, str] = {}
+    env = os.environ.get("TINYR1_POLICY")
+    if env and (Path(env) / "config.json").is_file():
+        found[f"{Path(env).name} ($TINYR1_POLICY)"] = str(Path(env).resolve())
+    shipped = root / "assets" / "policies"
+    if shipped.is_dir():
+        rank = {name: i for i, name in enumerate(EMBEDDED)}
+        dirs = sorted(
+            (p for p in shipped.iterdir() if (p / "config.json").is_file()),
+            key=lambda p: (rank.get(p.name, len(rank)), p.name),
+        )
+        for path in dirs:
+            found[f"{path.name} (embedded)" if path.name in rank else path.name] = str(path.resolve())
+    runs = root / "runs"
+    if runs.is_dir():
+        for config in sorted(runs.glob("*/final/config.json")):
+            found[f"runs/{config.parent.parent.name}"] = str(config.parent.resolve())
+    return found
+
+
+@dataclass(frozen=True)
+class PolicyOption:
+    """One choice of the policy pickers."""
+
+    key: str  # what a picker sends and /reason's `policy` takes: a registry id, runs/NAME, a folder name
+    label: str  # what the picker shows
+    target: str  # what load_policy gets: a directory, or a registry id (the registry finds or downloads it)
+    entry: Any = None  # the registry's PolicyEntry; None for the root's folders ($TINYR1_POLICY, runs, others)
+
+
+def registry_entries(root: str | Path, *, probe_network: bool = True) -> list[Any]:
+    """The registry's entries (``PolicyEntry``, display order) as an app serving ``root`` sees
+    them: the embedded tiny policies are looked for under ``<root>/assets/policies/<id>``."""
+    shipped = Path(root).resolve() / "assets" / "policies"
+    out = []
+    for e in list_policies(probe_network=probe_network):
+        if e.kind == "tiny" and Path(e.source).resolve() != (shipped / e.id):
+            e = _rebased(e, shipped / e.id)
+        out.append(e)
+    return out
+
+
+def _rebased(e: Any, path: Path) -> Any:
+    """A tiny registry entry whose weights are expected at ``path`` instead."""
+    from dataclasses import replace
+
+    spec = replace(find_spec(e.id), source=str(path))
+    local = local_path(spec)
+    sizes = policy_sizes(spec, local) if local is not None else None
+    if local is not None:
+        how = f"ready: {local}"
+    elif e.local_path:  # the repository has it, this root does not
+        how = f"copy {e.local_path} to {path}"
+    else:
+        how = e.how_to_get
+    num_frames = e.num_frames
+    if local is not None:
+        try:
+            num_frames = int(json.loads((local / "config.json").read_text()).get("num_frames", num_frames))
+        except (OSError, ValueError, TypeError):
+            pass
+    return replace(
+        e, source=str(path), available=local is not None, local_path=str(local) if local else None, how_to_get=how,
+        num_frames=num_frames, params=sizes["params"] if sizes else e.params,
+        memory_gb=dict(sizes["memory_gb"]) if sizes else dict(e.memory_gb),
+        parameters_by_part=dict(sizes["parts"]) if sizes else dict(e.parameters_by_part),
+        kv_cache_mb_per_1k_tokens=sizes["kv"] if sizes else e.kv_cache_mb_per_1k_tokens,
+    )
+
+
+def policy_options(root: str | Path, entries: Any) -> dict[str, PolicyOption]:
+    """What the pickers offer, key -> option, the default first: ``$TINYR1_POLICY`` (an explicit
+    choice), the registry's available entries in its order (embedded tiny policies, then the
+    official TinyLLaVA-Video-R1 pair and the Qwen2.5-VL policies whose weights are here or can be
+    downloaded), the other folders under ``assets/policies/``, then ``runs/*/final``."""
+    found = find_policies(root)
+    covered = {str(Path(e.source).resolve()) for e in entries if e.kind == "tiny"}  # the registry's folders
+    out: dict[str, PolicyOption] = {}
+    for label, path in found.items():
+        if label.endswith("($TINYR1_POLICY)"):
+            out[label] = PolicyOption(label, label, path)
+    for e in entries:
+        if not e.available:
+            continue
+        label = e.label
+        if not e.local_path:
+            size = f" ~{e.memory_gb['bf16']:.1f} GB" if e.memory_gb.get("bf16") else ""
+            label = f"{e.label} · downloads{size} on first use"
+        # tiny: its folder under this root; others: the id, so the registry also applies its loading
+        # defaults (template, frames, max_pixels) and finds the weights where it listed them
+        out[e.id] = PolicyOption(e.id, label, e.local_path if e.kind == "tiny" else e.id, e)
+    for label, path in found.items():
+        if label not in out and path not in covered:
+            out[label] = PolicyOption(label, label, path)
+    return out
+
+
+__all__ += ["EMBEDDED", "PolicyOption", "find_policies", "policy_options", "registry_entries"]

@@ -1,4 +1,5 @@
-"""The paper's reward (TinyLLaVA-Video-R1, DESIGN section 2): pure functions plus a frozen config.
+"""The paper's reward (TinyLLaVA-Video-R1): pure functions plus a frozen config. The definition
+and its reasons are in docs/DESIGN.md, "The reward".
 
     >>> from tinyr1.rewards import score
     >>> score("<think>it slides right</think><answer>B</answer>", "B").total
@@ -60,7 +61,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from tinyr1.format import ANSWER_CLOSE, ANSWER_OPEN, LETTERS, parse
+from tinyr1.format import ANSWER_CLOSE, ANSWER_OPEN, LETTERS, find_block, parse
 
 __all__ = [
     "RewardConfig",
@@ -68,6 +69,7 @@ __all__ = [
     "score",
     "is_correct",
     "normalize_text",
+    "truth_letter",
     "RewardFunction",
     "REWARDS",
     "get_reward",
@@ -193,7 +195,6 @@ def score(
 
 # ------------------------------------------------------------------------------------ answers
 
-_TAGGED = re.compile(re.escape(ANSWER_OPEN) + r"(.*?)" + re.escape(ANSWER_CLOSE), re.S)
 # A ground-truth letter, alone or in one of its usual spellings: B, (B), [B], B., B), B:
 _TRUTH_LETTER = re.compile(r"[(\[]?([A-J])[)\].:]?", re.I)
 # Decoration around an answer that says nothing: spaces, quotes, markdown emphasis.
@@ -214,8 +215,8 @@ def normalize_text(text: str) -> str:
 
 
 def _strip_answer_tags(truth: str) -> str:
-    match = _TAGGED.search(truth)
-    return (match.group(1) if match else truth).strip()
+    inner = find_block(truth, ANSWER_OPEN, ANSWER_CLOSE)  # linear, unlike a lazy regex
+    return (truth if inner is None else inner).strip()
 
 
 def _option_text(letter: str, option: str) -> str:
@@ -287,6 +288,14 @@ def _leading_number(text: str) -> float | None:
     return float(match.group(0))
 
 
+def truth_letter(truth: str, options: Sequence[str] | None = None) -> str | None:
+    """The option letter a ground truth names ("B", "(b)", "<answer>B</answer>", or exactly one
+    option's text when options are given), else None (a numeric or free-text truth)."""
+    truth = _strip_answer_tags(str(truth))
+    match = _TRUTH_LETTER.fullmatch(truth)
+    return match.group(1).upper() if match else _letter_of_text(truth, options)
+
+
 def is_correct(pred_answer_text: str | None, truth: str, options: Sequence[str] | None = None) -> bool:
     """Is the answer text (the ``<answer>`` block's content) right? See the module docstring."""
     if truth is None:
@@ -297,8 +306,7 @@ def is_correct(pred_answer_text: str | None, truth: str, options: Sequence[str] 
     truth = _strip_answer_tags(str(truth))
     if not pred or not truth:
         return False
-    letter_match = _TRUTH_LETTER.fullmatch(truth)
-    letter = letter_match.group(1).upper() if letter_match else _letter_of_text(truth, options)
+    letter = truth_letter(truth, options)
     if letter is not None:
         return _answers_letter(pred, letter, options)
     if _NUMBER.fullmatch(truth):

@@ -14,7 +14,7 @@ What it guarantees (tests/test_tokenizer.py):
 - left padding (generation and GRPO batches pad prompts on the left).
 
 ``<image>`` is deliberately not a token: the prompt is tokenized in chunks around it and the
-placeholder id -200 goes between the chunks (tinyr1.models.processing), as with the real Qwen
+placeholder id -200 goes between the chunks (tinyr1.models.tinyllava.processing), as with the real Qwen
 tokenizer. ``added_tokens`` lets the tiny-policy trainer fuse strings (e.g. "A:right") into
 single non-special tokens.
 """
@@ -79,7 +79,7 @@ def train_tokenizer(
 
 def default_corpus() -> list[str]:
     """A few lines of the prompt and output format, enough to train a working tokenizer for a
-    random policy (tests, ``python -m tinyr1.models.random``); real training uses its own data."""
+    random policy (tests, ``python -m tinyr1.policy.random``); real training uses its own data."""
     from tinyr1.format import SYSTEM_PROMPT, build_question, format_completion
 
     questions = [

@@ -31,13 +31,13 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from tinyr1.files import atomic_file, write_text
 from tinyr1.format import LETTERS, format_completion
 
 #: Bumped whenever a question, option or trace changes for the same seed, so cached splits
@@ -633,7 +633,7 @@ def video_codec() -> str:
 
 
 def write_mp4(frames: np.ndarray, path: str | os.PathLike[str], fps: int = 8, codec: str | None = None) -> Path:
-    """Encode uint8 [T, H, W, 3] frames as a yuv420p mp4 (atomic: a temp file, then a rename)."""
+    """Encode uint8 [T, H, W, 3] frames as a yuv420p mp4 (atomic: tinyr1.files.atomic_file)."""
     import av
 
     frames = np.asarray(frames)
@@ -645,10 +645,10 @@ def write_mp4(frames: np.ndarray, path: str | os.PathLike[str], fps: int = 8, co
     codec = codec or video_codec()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".mp4", dir=path.parent, prefix=f".{path.stem}.")
-    os.close(fd)
-    try:
-        with av.open(tmp, "w", format="mp4") as container:
+    # PyAV writes through its own file handle, so it gets the temporary's name; the rename (and the
+    # cleanup on any error) is tinyr1.files.atomic_file's.
+    with atomic_file(path, "wb") as fh:
+        with av.open(fh.name, "w", format="mp4") as container:
             stream = container.add_stream(codec, rate=fps)
             stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
             stream.codec_context.thread_count = 1  # tiny frames: threads cost more than they save
@@ -664,10 +664,6 @@ def write_mp4(frames: np.ndarray, path: str | os.PathLike[str], fps: int = 8, co
                     container.mux(packet)
             for packet in stream.encode():
                 container.mux(packet)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 
@@ -712,7 +708,7 @@ def write_split(
         "config": config.to_dict(),
         "counts": {"family": _counts(r["family"] for r in rows), "answer": _counts(r["answer"] for r in rows)},
     }
-    _atomic_text(out / "world.json", json.dumps(meta, indent=2) + "\n")
+    write_text(out / "world.json", json.dumps(meta, indent=2) + "\n")
     return path
 
 
@@ -721,13 +717,6 @@ def _write_rows(rows: list[dict[str, Any]], path: Path) -> None:
     from tinyr1.data import VideoQA, write_dataset
 
     write_dataset([VideoQA(**r) for r in rows], path)
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
 
 
 def _counts(values) -> dict[str, int]:

@@ -13,7 +13,8 @@ import argparse
 import importlib
 import sys
 
-# Listed here, in help order; a module not present yet (work in progress) is skipped.
+# Listed here, in help order. A name whose module is absent is skipped, so that a trimmed copy of
+# the package (a Space without the training commands, say) still has a working CLI.
 COMMANDS = ("reason", "reward", "frames", "eval", "world", "train_tiny", "train", "convert", "policies")
 
 
@@ -38,13 +39,19 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def input_errors() -> tuple[type[BaseException], ...]:
-    """Exception types that mean 'the input was wrong' (exit 2), gathered from the package."""
+    """Exception types that mean 'the input was wrong' (exit 2), gathered from the package.
+
+    Only from modules already imported: an error type of a module that was never imported cannot
+    have been raised, and importing tinyr1.policy here would cost the seconds of importing torch
+    on exactly the path that must answer fast (a bad flag or path). A full disk counts too: the
+    person must act (free space), and a traceback would not help."""
     errors: list[type[BaseException]] = [UserError]
-    for mod, name in (("tinyr1.video", "VideoError"), ("tinyr1.data", "DatasetError"), ("tinyr1.policy", "PolicyError")):
-        try:
-            errors.append(getattr(importlib.import_module(mod), name))
-        except (ImportError, AttributeError):
-            pass
+    for mod, name in (("tinyr1.video", "VideoError"), ("tinyr1.data", "DatasetError"), ("tinyr1.policy", "PolicyError"),
+                      ("tinyr1.files", "DiskFullError"), ("tinyr1.limits", "LimitError"),
+                      ("tinyr1.checkpoints", "CheckpointError")):
+        error = getattr(sys.modules.get(mod), name, None)
+        if isinstance(error, type) and issubclass(error, BaseException):
+            errors.append(error)
     return tuple(errors)
 
 

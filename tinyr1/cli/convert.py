@@ -8,7 +8,7 @@ SRC is a local copy of ``Zhang199/TinyLLaVA-Video-R1`` (or the cold-start checkp
 ``config.json`` (model_type "tinyllava"), ``model.safetensors`` (or shards) and tokenizer files.
 OUT receives config.json + model.safetensors (tinyr1's names), the tokenizer and policy.json.
 Every official weight must map onto tinyr1's model and every parameter must be filled, or the
-command stops with the names that do not fit (exit status 2). See tinyr1/models/convert.py.
+command stops with the names that do not fit (exit status 2). See tinyr1/models/tinyllava/convert.py.
 """
 from __future__ import annotations
 
@@ -37,8 +37,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tinyr1.models.convert import ConversionError, convert_official
-
     src, out = args.src, args.out
     if not src.is_dir():
         raise UserError(f"{src} is not a directory: give the folder of an official checkpoint")
@@ -48,6 +46,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{out} exists and is not a directory")
     if (out / "config.json").exists() and not args.force:
         raise UserError(f"{out} already holds a model (config.json): choose another OUT or pass --force")
+    # Imported after the checks above: it imports torch and transformers (seconds).
+    from tinyr1.models.tinyllava.convert import ConversionError, convert_official
+
     dtype = None if args.dtype == "auto" else args.dtype
     start = time.perf_counter()
     try:

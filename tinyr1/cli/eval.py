@@ -21,8 +21,9 @@ import argparse
 import json
 import random
 import sys
+from pathlib import Path
 
-from tinyr1.cli import UserError
+from tinyr1.cli import UserError, options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Answer video questions with a policy and report accuracy, format-valid rate, mean "
         "think length and mean reward (the paper's), overall and per question family.",
     )
-    p.add_argument("--policy", metavar="PATH", help="policy directory (default: the shipped one)")
+    options.add_policy_options(p, policy_help="a policy directory or registry id (default: the shipped one)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--split", choices=("train", "validation", "test"), default=None,
                      help="a split of the synthetic world (default: test)")
@@ -40,14 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--n", type=int, default=500, help="questions of the world split (default 500)")
     p.add_argument("--world-seed", type=int, default=0, help="base seed of the world split (default 0)")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate only the first N questions")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default), e.g. 1.0 to sample")
-    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling (default 1.0: off)")
-    p.add_argument("--max-new-tokens", type=int, default=256, help="completion length limit (default 256)")
-    p.add_argument("--frames", type=int, default=None, help="frames per video (default: the policy's)")
+    options.add_generation_options(p)
     p.add_argument("--batch-size", type=int, default=64, help="questions per generate call (default 64)")
-    p.add_argument("--quantization", choices=("none", "nf4", "int8"), default="none",
-                   help="load the policy quantized with bitsandbytes (default none)")
     p.add_argument("--show", type=int, default=0, metavar="K", help="also print K random completions")
     p.add_argument("--audit", action="store_true",
                    help="also check every statement of the traces against the clip's ground truth (world clips; tinyr1.tiny.audit)")
@@ -56,34 +51,53 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from tinyr1.data import load_dataset
-    from tinyr1.evaluate import evaluate, format_table, world_rows
-    from tinyr1.policy import GenerationSettings, load_policy
-
+def _check(args: argparse.Namespace) -> None:
+    """Every flag and path that can be checked without the model: UserError (exit 2) at once."""
     if args.n < 1:
         raise UserError(f"--n must be at least 1, got {args.n}")
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit must be at least 1, got {args.limit}")
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
-    settings = GenerationSettings(max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                                  top_p=args.top_p, seed=args.seed, num_frames=args.frames)
-    policy = load_policy(args.policy, quantization=None if args.quantization == "none" else args.quantization)
-    if args.data:
-        rows = load_dataset(args.data)
-        source = args.data
-    else:
-        split = args.split or "test"
-        n = min(args.n, args.limit) if args.limit else args.n
-        rows = world_rows(split, n, seed=args.world_seed, progress=None if not args.json else False)
-        source = f"world {split} split (seed {args.world_seed}, first {n})"
-    if args.limit:
-        rows = rows[: args.limit]
+    if args.show < 0:
+        raise UserError(f"--show must be >= 0, got {args.show}")
+    options.check_policy_options(args)
+    options.check_generation_options(args)
+    if args.save and not Path(args.save).resolve().parent.is_dir():
+        raise UserError(f"--save {args.save}: the folder does not exist")
+
+
+def _check_answered(rows) -> None:
     unanswered = [r for r in rows if r.answer is None]
     if unanswered:
         raise UserError(f"{len(unanswered)} of {len(rows)} questions have no answer to check "
                         f"(first: {unanswered[0].id or unanswered[0].video})")
+
+
+def run(args: argparse.Namespace) -> int:
+    # Checks first, then a --data file (tinyr1.data is light), and only then tinyr1.policy, whose
+    # torch import costs seconds: a bad flag, path or dataset row answers at once. World splits are
+    # written after the policy loads, since writing them takes longer than loading a policy.
+    _check(args)
+    from tinyr1.data import load_dataset
+    from tinyr1.evaluate import evaluate, format_table, world_rows
+
+    rows = None
+    if args.data:
+        rows = load_dataset(args.data)[: args.limit]
+        _check_answered(rows)
+        source = args.data
+
+    from tinyr1.policy import GenerationSettings, load_policy
+
+    settings = GenerationSettings(**options.generation_kwargs(args))
+    policy = load_policy(args.policy, **options.policy_kwargs(args))
+    if rows is None:
+        split = args.split or "test"
+        n = min(args.n, args.limit) if args.limit else args.n
+        rows = world_rows(split, n, seed=args.world_seed, progress=None if not args.json else False)
+        source = f"world {split} split (seed {args.world_seed}, first {n})"
+        _check_answered(rows)
     report = evaluate(policy, rows, settings, batch_size=args.batch_size, progress=not args.json,
                       keep_records=bool(args.save or args.show or args.audit))
     report["data"] = source

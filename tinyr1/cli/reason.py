@@ -12,9 +12,12 @@ completion, think, answer, reward (the fields of ``tinyr1 reward --json``, null 
 The policy defaults to the embedded one (tinyr1.policy.default_policy_path: $TINYR1_POLICY, else
 assets/policies/tiny-grpo, else tiny-coldstart). ``--policy`` also takes a registry id or alias
 (``tinyr1 policies`` lists them, e.g. Zhang199/TinyLLaVA-Video-R1, qwen2.5-vl-3b): its weights
-come from this machine, or the hub where allowed; otherwise the error says how to get them. Decoding is greedy (--temperature 0) unless told
-otherwise. Bad input (missing video, bad policy directory, empty question) exits with status 2.
-A random policy to try it on: ``python -m tinyr1.models.random /tmp/random-policy``.
+come from this machine, or the hub where allowed; otherwise the error says how to get them.
+``--device``, ``--dtype`` and ``--quantization`` say how to load it (tinyr1/cli/options.py, shared
+with ``tinyr1 eval``). Decoding is greedy (--temperature 0) unless told otherwise. Bad input
+(missing video, bad policy directory, empty question, a flag out of range) exits with status 2,
+and everything that can be checked without the model is checked before torch is imported.
+A random policy to try it on: ``python -m tinyr1.policy.random /tmp/random-policy``.
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tinyr1.cli import UserError
+from tinyr1.cli import UserError, options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,41 +42,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--question", "-q", required=True, help="the question about the video")
     parser.add_argument("--options", nargs="+", metavar="OPTION", help="multiple-choice options, in order (A, B, ...)")
     parser.add_argument("--answer", metavar="TRUTH", help="the ground truth (a letter, number or text): prints the reward")
-    parser.add_argument("--policy", metavar="NAME_OR_PATH",
-                        help="a policy directory (tinyr1, official TinyLLaVA-Video or Qwen2.5-VL checkpoint) or a "
-                        "registry id / alias from `tinyr1 policies` (default: the embedded policy)")
-    parser.add_argument("--quantization", choices=["none", "nf4", "int8"], default="none",
-                        help="load the language model 4-bit (nf4) or 8-bit (int8) with bitsandbytes")
-    parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
-    parser.add_argument("--frames", type=int, metavar="N", help="frames to sample (default: the policy's own)")
-    parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default), else sampling temperature")
-    parser.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default 1.0)")
-    parser.add_argument("--max-new-tokens", type=int, default=256, help="at most this many tokens (default 256)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed for sampling (default 0)")
+    options.add_policy_options(parser)
+    options.add_generation_options(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from tinyr1.format import build_question, parse
-    from tinyr1.policy import GenerationSettings, load_policy
-    from tinyr1.video import VideoError, load_frames
+    # Every cheap check comes before the first import of torch (through tinyr1.policy), which costs
+    # seconds: a mistyped path or flag answers at once.
+    from tinyr1.format import build_question
+    from tinyr1.video import VideoError
 
-    try:  # cheap checks first: no model load for a question that cannot be asked
+    try:  # no model load for a question that cannot be asked
         build_question(args.question, args.options)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     if not Path(args.video).is_file():
         raise VideoError(f"no video file at {args.video}")
-    settings = GenerationSettings(
-        max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
-        seed=args.seed, num_frames=args.frames,
-    )
+    options.check_policy_options(args)
+    options.check_generation_options(args)
+
+    from tinyr1.policy import GenerationSettings, load_policy
+    from tinyr1.video import load_frames
+
+    settings = GenerationSettings(**options.generation_kwargs(args))
     timings: dict[str, Any] = {}
 
     t = time.perf_counter()
-    policy = load_policy(args.policy, quantization=None if args.quantization == "none" else args.quantization,
-                         device=args.device)
+    policy = load_policy(args.policy, **options.policy_kwargs(args))
     timings["load_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -96,29 +93,15 @@ def run(args: argparse.Namespace) -> int:
 
     reward = None
     if args.answer is not None:
-        from tinyr1.rewards import score  # written by another engineer: imported only when needed
+        from tinyr1.rewards import score
 
         try:
             reward = score(text, args.answer, args.options)
         except ValueError as exc:
             raise UserError(str(exc)) from None
 
-    parsed = parse(text)
     if args.json:
-        out = {
-            "completion": text,
-            "think": parsed.think,
-            "answer": parsed.answer,
-            "format_ok": parsed.ok,
-            "reward": reward.to_dict() if reward is not None else None,
-            "frames": {"indices": list(frames.indices), "timestamps": [round(float(x), 4) for x in frames.timestamps],
-                       "video": str(args.video)},
-            "timings": {k: round(v, 4) if isinstance(v, float) else v for k, v in timings.items()},
-            "settings": {"max_new_tokens": settings.max_new_tokens, "temperature": settings.temperature,
-                         "top_p": settings.top_p, "seed": settings.seed, "num_frames": num_frames},
-            "policy": policy.describe(),
-        }
-        print(json.dumps(out, ensure_ascii=False))
+        print(json.dumps(_report(args, text, reward, frames, timings, settings, num_frames, policy), ensure_ascii=False))
         return 0
 
     summary = (f"[{policy.name}: {len(frames)} frames at "
@@ -131,3 +114,23 @@ def run(args: argparse.Namespace) -> int:
 
         print(render_table(reward, RewardConfig(), args.answer))
     return 0
+
+
+def _report(args, text, reward, frames, timings, settings, num_frames, policy) -> dict[str, Any]:
+    """The --json object: the completion parsed, the reward, the frames, timings, settings, policy."""
+    from tinyr1.format import parse
+
+    parsed = parse(text)
+    return {
+        "completion": text,
+        "think": parsed.think,
+        "answer": parsed.answer,
+        "format_ok": parsed.ok,
+        "reward": reward.to_dict() if reward is not None else None,
+        "frames": {"indices": list(frames.indices), "timestamps": [round(float(x), 4) for x in frames.timestamps],
+                   "video": str(args.video)},
+        "timings": {k: round(v, 4) if isinstance(v, float) else v for k, v in timings.items()},
+        "settings": {"max_new_tokens": settings.max_new_tokens, "temperature": settings.temperature,
+                     "top_p": settings.top_p, "seed": settings.seed, "num_frames": num_frames},
+        "policy": policy.describe(),
+    }

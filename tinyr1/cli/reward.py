@@ -7,7 +7,10 @@
 The completion is read from standard input unless ``--completion`` is given; an empty completion
 is a valid input (it fails the format). Without ``--answer`` accuracy is not applicable: the table
 (or the JSON's ``accuracy_reward``/``total``, then null) shows what R would be if right or wrong.
-Invalid reward parameters exit with status 2.
+Invalid reward parameters exit with status 2, and so do inputs over the public limits
+(tinyr1.limits; docs/RELIABILITY.md, "Limits"): 2 to 10 options, as everywhere in tinyr1; an
+option-letter ground truth that names no offered option ("E" with four options); a completion
+longer than TINYR1_MAX_COMPLETION_CHARS (standard input is read only that far).
 """
 from __future__ import annotations
 
@@ -15,8 +18,10 @@ import argparse
 import json
 import sys
 
+from tinyr1 import limits
 from tinyr1.cli import UserError
-from tinyr1.rewards import RewardBreakdown, RewardConfig, score
+from tinyr1.format import LETTERS
+from tinyr1.rewards import RewardBreakdown, RewardConfig, score, truth_letter
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,23 +53,46 @@ def run(args: argparse.Namespace) -> int:
                               official_corner=args.official_corner)
     except ValueError as exc:
         raise UserError(f"invalid reward parameters: {exc}") from None
-    if args.completion is not None:
-        completion = args.completion
-    else:
-        if sys.stdin is None:
-            raise UserError("no completion: pass --completion TEXT or pipe one into standard input")
-        if sys.stdin.isatty():
-            print("reading the completion from standard input (end with Ctrl-D)", file=sys.stderr)
-        completion = sys.stdin.read()
     try:
+        _check_question(args.answer, args.options)
+        completion = _read_completion(args.completion)
         result = score(completion, args.answer, args.options, config)
-    except ValueError as exc:  # e.g. more options than letters
+    except ValueError as exc:  # a LimitError, or a truth that names no option
         raise UserError(str(exc)) from None
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False))
     else:
         print(render_table(result, config, args.answer))
     return 0
+
+
+def _check_question(answer: str | None, options: list[str] | None) -> None:
+    """The options and the truth follow the dataset rules (tinyr1.data): one rule everywhere."""
+    if options is None:
+        return
+    limits.check_option_count(len(options), "--options")
+    for letter, option in zip(LETTERS, options):
+        limits.OPTION_CHARS.check(len(option), f"option {letter}")
+    letter = truth_letter(answer, options) if answer is not None and answer.strip() else None
+    offered = LETTERS[: len(options)]
+    if letter is not None and letter not in offered:
+        raise ValueError(f"--answer {answer!r} names option {letter}, but only {offered[0]}-{offered[-1]} are offered")
+
+
+def _read_completion(given: str | None) -> str:
+    """The completion: ``given``, else standard input read no further than the limit allows."""
+    limit = limits.COMPLETION_CHARS.value
+    if given is None:
+        if sys.stdin is None:
+            raise UserError("no completion: pass --completion TEXT or pipe one into standard input")
+        if sys.stdin.isatty():
+            print("reading the completion from standard input (end with Ctrl-D)", file=sys.stderr)
+        given = sys.stdin.read(limit + 1)  # one more than allowed tells "too long" without reading it all
+        what = "the completion (standard input)" if len(given) <= limit else "the completion (standard input) read so far"
+    else:
+        what = "the completion (--completion)"
+    limits.COMPLETION_CHARS.check(len(given), what)
+    return given
 
 
 def _num(x: float) -> str:

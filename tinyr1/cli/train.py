@@ -15,7 +15,8 @@ Writes OUT/metrics.jsonl (one line per step), OUT/rollouts.jsonl, OUT/checkpoint
 OUT/final/ (a policy directory: ``tinyr1 reason --policy OUT/final``, or pick it in the app).
 Ctrl-C stops after writing a checkpoint of the last completed step; the same command resumes.
 ``--eval-before`` / ``--eval-after`` evaluate on held-out questions (``tinyr1 eval``'s report,
-greedy unless ``--eval-temperature``): the world's test split, or ``--eval-data``.
+greedy unless ``--eval-temperature``): the world's test split, or ``--eval-data``; both go to
+OUT/eval.json. The sequence (load, evaluate, train, evaluate) is tinyr1.runs', as in the app.
 """
 from __future__ import annotations
 
@@ -23,13 +24,14 @@ import argparse
 import dataclasses
 import json
 import sys
-import time
 import types
 import typing
 from pathlib import Path
 from typing import Any
 
+from tinyr1 import runs
 from tinyr1.cli import UserError
+from tinyr1.policy.spec import QUANTIZATION_CHOICES
 
 
 def _config_fields() -> list[dataclasses.Field]:
@@ -90,7 +92,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"],
                    help="weights dtype (default: float32 on CPU, bfloat16 on CUDA; full fine-tuning at the paper's "
                         "lr 1e-6 needs float32: bfloat16 rounds such small updates away)")
-    p.add_argument("--quantization", choices=["none", "nf4", "int8"], default="none",
+    p.add_argument("--quantization", choices=QUANTIZATION_CHOICES, default="none",
                    help="load the language model quantized (then it trains through LoRA: set --lora-r)")
     ev = p.add_argument_group("evaluation")
     ev.add_argument("--eval-before", action="store_true", help="evaluate the starting policy first")
@@ -167,10 +169,9 @@ def _line(name: str, report: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     import torch.distributed as dist
-    from tqdm.auto import tqdm
 
     from tinyr1.grpo.config import GRPOConfigError
-    from tinyr1.grpo.loop import init_distributed, train
+    from tinyr1.grpo.loop import init_distributed
     from tinyr1.policy import default_start_policy_path, load_policy
 
     config = build_config(args)  # cheap checks before any model loads
@@ -191,27 +192,53 @@ def run(args: argparse.Namespace) -> int:
     quant = None if args.quantization == "none" else args.quantization
     try:
         rows = _rows(args, world)
-        eval_rows = _eval_rows(args) if (args.eval_before or args.eval_after) and world.main else None
+        evaluating = (args.eval_before or args.eval_after) and world.main
+        eval_rows = _eval_rows(args) if evaluating else None
         policy = load_policy(args.policy or default_start_policy_path(), quantization=quant, device=device,
                              dtype=args.dtype)
-        summary: dict[str, Any] = {"out": str(Path(args.out).resolve()), "config": config.to_dict(),
-                                   "policy": policy.name, "rows": len(rows), "processes": world.size}
-        show = world.main and not args.json
-        if args.eval_before and world.main:
-            summary["eval_before"] = _evaluate(policy, eval_rows, args, config)
-            if show:
-                print(_line("before", summary["eval_before"]), file=sys.stderr)
         eval_fn = None
         if config.eval_every and world.main:
             if eval_rows is None:
                 eval_rows = _eval_rows(args)
             eval_fn = lambda p: _evaluate(p, eval_rows, args, config, progress=False)  # noqa: E731
-        gen = train(config, policy, rows, args.out, resume=args.resume, eval_fn=eval_fn)
-        bar = tqdm(total=config.steps, desc="grpo", unit="step", disable=not world.main or args.quiet)
-        last: dict[str, float] = {}
-        start = time.perf_counter()
-        try:
-            for record in gen:
+        summary: dict[str, Any] = {"out": str(Path(args.out).resolve()), "config": config.to_dict(),
+                                   "policy": policy.name, "rows": len(rows), "processes": world.size}
+        events = runs.run_grpo(
+            config, policy, rows, args.out, resume=args.resume, eval_rows=eval_rows or [],
+            evaluate=(lambda p, r: _evaluate(p, r, args, config)) if evaluating else None,
+            eval_before=args.eval_before, eval_after=args.eval_after, eval_fn=eval_fn)
+        if not _follow(events, args, world, summary):
+            return 130
+    except GRPOConfigError as exc:
+        raise UserError(str(exc)) from None
+    finally:
+        if world.enabled and dist.is_initialized():
+            dist.destroy_process_group()
+    if world.main:
+        if args.json:
+            print(json.dumps(summary, indent=2))
+        else:
+            print(f"trained policy: {summary['final']}")
+    return 0
+
+
+def _follow(events, args: argparse.Namespace, world, summary: dict[str, Any]) -> bool:
+    """Show the run's events (a progress bar, the evaluations) and fill ``summary``; False when
+    Ctrl-C stopped it (closing the events closes the loop, which writes a checkpoint)."""
+    from tqdm.auto import tqdm
+
+    show = world.main and not args.json
+    bar = tqdm(total=args.steps, desc="grpo", unit="step", disable=not world.main or args.quiet)
+    try:
+        for event in events:
+            if isinstance(event, runs.Failed):
+                raise event.error
+            if isinstance(event, runs.Evaluated):
+                summary[f"eval_{event.which}"] = event.report
+                if show:
+                    print(_line(event.which, event.report), file=sys.stderr)
+            elif isinstance(event, runs.Step):
+                record = event.record
                 if bar.n == 0 and record.step > 1:
                     bar.update(record.step - 1)  # resumed: show where the run stands
                 last = record.metrics
@@ -220,32 +247,16 @@ def run(args: argparse.Namespace) -> int:
                 bar.update(1)
                 if record.eval and not args.json:
                     bar.write(_line(f"step {record.step}", record.eval))
-        except KeyboardInterrupt:
-            gen.close()  # writes a checkpoint of the last completed step
-            bar.close()
-            if world.main:
-                print(f"tinyr1 train: stopped; the same command resumes from {args.out}/checkpoints", file=sys.stderr)
-            return 130
-        finally:
-            bar.close()
-        summary["seconds"] = round(time.perf_counter() - start, 1)
-        summary["last_metrics"] = last
-        summary["final"] = str(Path(args.out, "final").resolve())
-        if args.eval_after and world.main:
-            summary["eval_after"] = _evaluate(policy, eval_rows, args, config)
-            if show:
-                print(_line("after", summary["eval_after"]), file=sys.stderr)
-    except GRPOConfigError as exc:
-        raise UserError(str(exc)) from None
+            elif isinstance(event, runs.Finished):
+                summary["seconds"] = round(event.seconds, 1)
+                summary["last_metrics"] = event.last_metrics
+                summary["final"] = str(event.final.resolve())
+    except KeyboardInterrupt:
+        events.close()  # writes a checkpoint of the last completed step
+        bar.close()
+        if world.main:
+            print(f"tinyr1 train: stopped; the same command resumes from {args.out}/checkpoints", file=sys.stderr)
+        return False
     finally:
-        if world.enabled and dist.is_initialized():
-            dist.destroy_process_group()
-    if world.main:
-        if args.eval_before or args.eval_after:
-            (Path(args.out) / "eval.json").write_text(json.dumps(
-                {k: summary[k] for k in ("eval_before", "eval_after") if k in summary}, indent=2) + "\n")
-        if args.json:
-            print(json.dumps(summary, indent=2))
-        else:
-            print(f"trained policy: {summary['final']}")
-    return 0
+        bar.close()
+    return True

@@ -17,13 +17,14 @@ import argparse
 import dataclasses
 import shlex
 import sys
+from pathlib import Path
 
 from tinyr1.cli import UserError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from tinyr1.tiny.config import PRESETS
-
+    # No import of tinyr1.tiny here: it imports torch (seconds), and parsing must stay fast so that
+    # a bad flag answers at once; the preset's name is checked in run().
     p = subparsers.add_parser(
         "train-tiny",
         help="train the embedded tiny policy from scratch (CPU, minutes)",
@@ -31,8 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "option-lookup drill, alignment (captions), cold-start SFT on reasoning traces.",
     )
     p.add_argument("--out", required=True, help="run folder (data, tokenizer, checkpoint, log, policy)")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="coldstart",
-                   help="recipe (default coldstart: the shipped policy's; smoke: a few seconds)")
+    p.add_argument("--preset", default="coldstart",
+                   help="recipe, a name in tinyr1/tiny/config.py PRESETS (default coldstart: the shipped "
+                   "policy's; smoke: a few seconds)")
     p.add_argument("--seed", type=int, default=None, help="seed of data, weights and batches (default 0)")
     p.add_argument("--steps", nargs="+", default=[], metavar="STAGE=N",
                    help="override stage lengths, e.g. coldstart=200 (stages: drill, align, coldstart)")
@@ -47,10 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from tinyr1.tiny import PRESETS, TrainError, train
-
-    cfg = PRESETS[args.preset]
+def _check(args: argparse.Namespace) -> dict[str, int]:
+    """The numeric flags as TinyConfig changes, and --steps as {stage: N}: UserError for a bad value."""
     changes = {}
     for name, value in (("seed", args.seed), ("train_clips", args.train_clips), ("threads", args.threads),
                         ("checkpoint_every", args.checkpoint_every), ("eval_every", args.eval_every)):
@@ -58,19 +58,29 @@ def run(args: argparse.Namespace) -> int:
             if value < (0 if name in ("seed", "eval_every") else 1):
                 raise UserError(f"--{name.replace('_', '-')} must be {'>= 0' if name in ('seed', 'eval_every') else '>= 1'}, got {value}")
             changes[name] = value
+    if args.max_minutes is not None and args.max_minutes <= 0:
+        raise UserError(f"--max-minutes must be > 0, got {args.max_minutes}")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UserError(f"--out {args.out} exists and is not a folder")
+    for item in args.steps:
+        name, sep, value = item.partition("=")
+        if not sep or not value.isdigit():
+            raise UserError(f"--steps takes STAGE=N (e.g. coldstart=200), got {item!r}")
+    return changes
+
+
+def run(args: argparse.Namespace) -> int:
+    changes = _check(args)  # before tinyr1.tiny, whose torch import takes seconds
+    from tinyr1.tiny import PRESETS, TrainError, train
+
+    if args.preset not in PRESETS:
+        raise UserError(f"--preset must be one of {', '.join(sorted(PRESETS))}, got {args.preset!r}")
     try:
-        cfg = dataclasses.replace(cfg, **changes)
-        steps = {}
-        for item in args.steps:
-            name, sep, value = item.partition("=")
-            if not sep or not value.isdigit():
-                raise UserError(f"--steps takes STAGE=N (e.g. coldstart=200), got {item!r}")
-            steps[name] = int(value)
+        cfg = dataclasses.replace(PRESETS[args.preset], **changes)
+        steps = {name: int(value) for name, _, value in (item.partition("=") for item in args.steps)}
         cfg = cfg.with_steps(**steps)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    if args.max_minutes is not None and args.max_minutes <= 0:
-        raise UserError(f"--max-minutes must be > 0, got {args.max_minutes}")
     # The recipe's command, as written for a fresh run (a --resume continues the same recipe).
     argv = [a for a in sys.argv[1:] if a != "--resume"]
     command = "tinyr1 " + " ".join(shlex.quote(a) for a in argv) if argv[:1] == ["train-tiny"] else None

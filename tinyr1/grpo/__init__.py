@@ -13,8 +13,9 @@ The recipe (paper preset = ``GRPOConfig()``; the official training code's values
 1. Each step takes ``prompts_per_step`` = 8 video questions (a seeded permutation per epoch,
    sharded over processes) and samples G = 8 completions per prompt in ONE batched call, at
    temperature 1.0, at most 512 new tokens, 16 frames sampled uniformly.
-2. Each completion is scored by the paper's reward (format + think length + accuracy, DESIGN
-   section 2), or by any registered rewards with weights (``rewards/<name>`` metrics).
+2. Each completion is scored by the paper's reward (format + think length + accuracy,
+   docs/DESIGN.md, "The reward"), or by any registered rewards with weights (``rewards/<name>``
+   metrics).
 3. Advantages are normalised within each group: ``(R - mean) / (std + 1e-4)`` (unbiased std),
    plus Gaussian noise N(0, 0.02^2), so a group that scored all alike still teaches a little.
 4. Loss per completion token: ``-A * ratio + beta * k3`` with ``ratio = exp(logp - logp.detach())``
@@ -62,9 +63,9 @@ from tinyr1.grpo.config import LOSS_TYPES, PRESETS, GRPOConfig, GRPOConfigError,
 from tinyr1.grpo.loop import GroupRecord, StepRecord, World, init_distributed, train
 from tinyr1.grpo.objective import (
     aggregate_loss,
+    build_scheduler,
     group_advantages,
     k3_kl,
-    lr_factor,
     temporal_bonus,
     token_loss,
 )
@@ -83,7 +84,7 @@ __all__ = [
     "aggregate_loss",
     "group_advantages",
     "k3_kl",
-    "lr_factor",
+    "build_scheduler",
     "temporal_bonus",
     "token_loss",
 ]

@@ -1,70 +1,64 @@
-"""Resumable GRPO checkpoints, written atomically.
+"""Resumable GRPO checkpoints, in tinyr1's one checkpoint format (tinyr1.checkpoints).
 
 A checkpoint is a folder ``<out>/checkpoints/step-000050/`` holding
 
 - the policy itself, as ``Policy.save`` writes it (so ``load_policy`` opens a checkpoint);
-- ``trainer_state.pt``: the trainable weights (by parameter name), the optimizer and scheduler
-  states, the RNG states of python / numpy / torch, the step, the data order and the run config;
+- ``tensors.safetensors``: the trainable weights, by parameter name;
+- ``trainer_state.pt``: the optimizer and scheduler states, the RNG states of python / numpy /
+  torch (as plain lists and tensors), the step, the data order and the run config; plain data
+  only, read with ``torch.load(weights_only=True)``;
 - ``trainer_state.json``: the same facts a person wants to read (step, config, last metrics);
-- ``rng-rank<r>.pt`` for the other ranks of a data-parallel run.
+- ``rng-rank<r>.pt`` for the other ranks of a data-parallel run;
+- ``manifest.json``, last: every file's size and sha256.
 
-It is written into a temporary sibling folder and renamed into place (``os.replace`` of a
-directory is atomic on POSIX), so a crash mid-write never leaves a half checkpoint that resume
-would pick up: resume takes the newest ``step-*`` folder, and temporary ones are ignored.
+Written under a temporary name and renamed into place; resume takes the newest checkpoint whose
+manifest checks out and falls back to the one before when it does not (docs/DESIGN.md, "Files
+and runs").
 """
 from __future__ import annotations
 
-import json
 import os
-import random
-import re
-import shutil
-import time
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
+
+from tinyr1 import checkpoints as _fmt
+from tinyr1.checkpoints import CheckpointError, rng_state, set_rng_state, step_dir_name
 
 STATE_FILE = "trainer_state.pt"
 STATE_JSON = "trainer_state.json"
-_STEP_DIR = re.compile(r"^step-(\d{6,})$")
+
+__all__ = [
+    "CheckpointError", "STATE_FILE", "STATE_JSON", "checkpoint_root", "latest_checkpoint", "list_checkpoints",
+    "load_rank_rng", "load_state", "load_trainable", "load_trainable_state", "newest_intact", "rng_state",
+    "save_checkpoint", "set_rng_state", "step_dir_name", "trainable_state",
+]
 
 
 def checkpoint_root(out_dir: str | os.PathLike) -> Path:
     return Path(out_dir) / "checkpoints"
 
 
-def step_dir_name(step: int) -> str:
-    return f"step-{step:06d}"
-
-
 def list_checkpoints(out_dir: str | os.PathLike) -> list[tuple[int, Path]]:
-    """Complete checkpoints of a run, oldest first, as (step, folder)."""
-    root = checkpoint_root(out_dir)
-    if not root.is_dir():
-        return []
-    found = []
-    for p in root.iterdir():
-        m = _STEP_DIR.match(p.name)
-        if m and p.is_dir() and (p / STATE_FILE).is_file():
-            found.append((int(m.group(1)), p))
-    return sorted(found)
+    """The run's checkpoint folders, oldest first, as (step, folder), intact or not."""
+    return _fmt.list_checkpoints(checkpoint_root(out_dir))
+
+
+def newest_intact(out_dir: str | os.PathLike, log: Callable[[str], None] = print) -> tuple[int, Path] | None:
+    """(step, folder) of the newest checkpoint that validates (see tinyr1.checkpoints)."""
+    return _fmt.newest_intact(checkpoint_root(out_dir), log)
 
 
 def latest_checkpoint(out_dir: str | os.PathLike) -> Path | None:
-    found = list_checkpoints(out_dir)
-    return found[-1][1] if found else None
-
-
-def rng_state() -> dict[str, Any]:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
+    """The newest intact checkpoint folder, or None (nothing is moved or reported)."""
+    for _, folder in reversed(list_checkpoints(out_dir)):
+        try:
+            _fmt.validate(folder)
+        except CheckpointError:
+            continue
+        return folder
+    return None
 
 
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -95,45 +89,29 @@ def save_checkpoint(
     step: int,
     *,
     save_policy: Callable[[Path], None] | None,
+    trainable: dict[str, torch.Tensor],
     state: dict[str, Any],
     summary: dict[str, Any],
     rank_rng: dict[int, dict[str, Any]] | None = None,
     keep: int = 2,
 ) -> Path:
     """Write the checkpoint of ``step`` atomically; keep the newest ``keep``; return its folder."""
-    root = checkpoint_root(out_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / step_dir_name(step)
-    tmp = root / f".tmp-{step_dir_name(step)}-{os.getpid()}-{time.time_ns()}"
-    tmp.mkdir()
-    try:
-        if save_policy is not None:
-            save_policy(tmp)
-        torch.save(state, tmp / STATE_FILE)
-        for r, s in (rank_rng or {}).items():
-            torch.save(s, tmp / f"rng-rank{r}.pt")
-        (tmp / STATE_JSON).write_text(json.dumps(summary, indent=2, default=str) + "\n")
-        if final.exists():  # the same step written again (stop right after a periodic save)
-            old = root / f".old-{final.name}-{time.time_ns()}"
-            os.replace(final, old)
-            shutil.rmtree(old, ignore_errors=True)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    for _, p in list_checkpoints(out_dir)[:-keep]:
-        shutil.rmtree(p, ignore_errors=True)
-    return final
+    pickles = {STATE_FILE: state, **{f"rng-rank{r}.pt": s for r, s in (rank_rng or {}).items()}}
+    return _fmt.save(checkpoint_root(out_dir), step, tensors=trainable, pickles=pickles,
+                     jsons={STATE_JSON: summary}, extra=save_policy, keep=keep)
 
 
 def load_state(folder: str | os.PathLike) -> dict[str, Any]:
-    path = Path(folder) / STATE_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{folder} is not a GRPO checkpoint (no {STATE_FILE})")
-    # weights_only=False: the state holds python/numpy RNG tuples; it is our own file.
-    return torch.load(path, map_location="cpu", weights_only=False)
+    """The trainer state of a checkpoint (plain data; validate the folder first)."""
+    if not (Path(folder) / STATE_FILE).is_file():
+        raise CheckpointError(f"{folder} is not a GRPO checkpoint (no {STATE_FILE})")
+    return _fmt.load_plain(folder, STATE_FILE)
+
+
+def load_trainable(folder: str | os.PathLike) -> dict[str, torch.Tensor]:
+    return _fmt.load_tensors(folder)
 
 
 def load_rank_rng(folder: str | os.PathLike, rank: int) -> dict[str, Any] | None:
-    path = Path(folder) / f"rng-rank{rank}.pt"
-    return torch.load(path, map_location="cpu", weights_only=False) if path.is_file() else None
+    name = f"rng-rank{rank}.pt"
+    return _fmt.load_plain(folder, name) if (Path(folder) / name).is_file() else None

@@ -36,14 +36,18 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from tinyr1.files import append_jsonl, read_jsonl, remove_stale_temporaries, repair_jsonl, rewrite_jsonl, write_json
 from tinyr1.grpo import checkpoint as ckpt
 from tinyr1.grpo.config import GRPOConfig, GRPOConfigError
 from tinyr1.grpo.distributed import World, _Solo, init_distributed
-from tinyr1.grpo.objective import aggregate_loss, group_advantages, lr_factor, temporal_bonus, token_loss
+from tinyr1.grpo.objective import aggregate_loss, build_scheduler, group_advantages, temporal_bonus, token_loss
 
 #: Settings that may differ between a run and its resumption: bookkeeping, and ``steps`` (to
 #: extend a run; with a decaying schedule the remaining steps then follow the longer schedule).
 RESUMABLE_CHANGES = ("steps", "checkpoint_every", "keep_checkpoints", "eval_every")
+#: The run's append-only logs: a fresh run starts them empty, a resumed one cuts them back to the
+#: checkpoint's step (and drops a torn last line a crash left).
+LOGS = ("metrics.jsonl", "rollouts.jsonl")
 LORA_TARGETS = r".*language_model\..*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)$"
 
 
@@ -271,9 +275,8 @@ class _Trainer:
         self.params = [p for _, p in self.trainable]
         self.optimizer = torch.optim.AdamW(self.params, lr=config.learning_rate, betas=config.adam_betas,
                                            weight_decay=config.weight_decay, eps=1e-8)
-        total, warm = config.total_updates, config.warmup_updates
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda u: lr_factor(u, total, warm, config.lr_scheduler))
+        self.scheduler = build_scheduler(self.optimizer, config.lr_scheduler, config.total_updates,
+                                         config.warmup_updates)
         self.frames = FrameCache(config.num_frames or policy.num_frames)
         self.step = 0  # completed steps
         self.saved_step = -1
@@ -290,15 +293,33 @@ class _Trainer:
         }
 
     def _resume(self) -> None:
-        folder = ckpt.latest_checkpoint(self.out)
+        """Load the newest intact checkpoint (the bad ones newer than it are reported and moved
+        aside by rank 0); leftovers of a crash (``.tmp-*``) go first."""
+        found = None
+        if self.world.main:
+            for root in (self.out, ckpt.checkpoint_root(self.out)):
+                for p in remove_stale_temporaries(root):
+                    _say(f"removed {p.name}, a temporary left by an interrupted write")
+            try:
+                found = ckpt.newest_intact(self.out, log=_say)
+            except ckpt.CheckpointError as exc:
+                raise GRPOConfigError(f"cannot resume from {self.out}: {exc}") from None
+        self.world.barrier()
+        if self.world.main:
+            folder = found[1] if found else None
+        else:  # rank 0 has moved any bad ones aside: the newest intact one is the newest left
+            folder = ckpt.latest_checkpoint(self.out)
         if folder is None:
             return
-        state = ckpt.load_state(folder)
-        self._check_compatible(state, folder)
-        ckpt.load_trainable_state(self.policy.model, state["trainable"])
+        try:
+            state = ckpt.load_state(folder)
+            self._check_compatible(state, folder)
+            ckpt.load_trainable_state(self.policy.model, ckpt.load_trainable(folder))
+            rng = ckpt.load_rank_rng(folder, self.world.rank) if self.world.rank else state["rng"]
+        except ckpt.CheckpointError as exc:
+            raise GRPOConfigError(f"cannot resume: {exc}") from None
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        rng = ckpt.load_rank_rng(folder, self.world.rank) if self.world.rank else state["rng"]
         if rng is not None:
             ckpt.set_rng_state(rng)
         self.step = self.saved_step = int(state["step"])
@@ -325,16 +346,20 @@ class _Trainer:
                 "(pass the same --policy: it is also the KL reference)")
 
     def _truncate_logs(self) -> None:
-        """Drop log lines of steps after the checkpoint resumed from (they will be redone)."""
-        for name in ("metrics.jsonl", "rollouts.jsonl"):
+        """Start the logs empty on a fresh run (never read a previous run's); on a resumed one cut
+        a torn last line, then drop the lines of steps after the checkpoint (they will be redone)."""
+        for name in LOGS:
             path = self.out / name
             if not path.exists():
                 continue
-            kept = [line for line in path.read_text().splitlines()
-                    if line.strip() and json.loads(line).get("step", 0) <= self.step]
-            tmp = path.with_suffix(".jsonl.tmp")
-            tmp.write_text("".join(line + "\n" for line in kept))
-            os.replace(tmp, path)
+            if self.step == 0:
+                path.unlink()
+                continue
+            repair_jsonl(path, on_torn=_say)
+            records = read_jsonl(path)
+            kept = [r for r in records if r.get("step", 0) <= self.step]
+            if len(kept) != len(records):
+                rewrite_jsonl(path, kept)
 
     def save(self) -> Path | None:
         """Checkpoint the completed step (all ranks call; rank 0 writes, the others send RNG)."""
@@ -347,10 +372,9 @@ class _Trainer:
         if self.world.main:
             state = {
                 "step": self.step,
-                "trainable": ckpt.trainable_state(self.policy.model),
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
-                "rng": ckpt.rng_state(),
+                "rng": ckpt.rng_state(),  # lists and tensors: loadable with weights_only=True
                 "config": self.c.to_dict(),
                 "data": {"rows": len(self.rows), "fingerprint": self.fingerprint, "seed": self.c.seed,
                          "order": "numpy default_rng([seed, epoch]).permutation(rows), prompts_per_step per step"},
@@ -360,8 +384,8 @@ class _Trainer:
             }
             summary = {"step": self.step, "metrics": self.last_metrics, **self.run_info()}
             folder = ckpt.save_checkpoint(
-                self.out, self.step, state=state, summary=summary, rank_rng=rank_rng, keep=self.c.keep_checkpoints,
-                save_policy=self._save_policy)
+                self.out, self.step, trainable=ckpt.trainable_state(self.policy.model), state=state, summary=summary,
+                rank_rng=rank_rng, keep=self.c.keep_checkpoints, save_policy=self._save_policy)
         self.world.barrier()
         self.saved_step = self.step
         return folder
@@ -369,7 +393,7 @@ class _Trainer:
     def _save_policy(self, folder: Path) -> None:
         """The policy as a directory load_policy opens; a quantized base cannot be merged and
         saved in full precision, so then only the LoRA adapter is written (``folder/adapter``,
-        peft's format; resume does not need it: trainer_state.pt holds the adapter too)."""
+        peft's format; resume does not need it: the checkpoint's tensors.safetensors holds the adapter too)."""
         if getattr(self.policy, "quantization", None):
             self.policy.model.save_pretrained(folder / "adapter")
             (folder / "README.txt").write_text(
@@ -390,10 +414,8 @@ class _Trainer:
         line = {"step": record.step, **record.metrics}
         if record.eval:
             line.update({f"eval/{k}": v for k, v in record.eval.items() if isinstance(v, (int, float, str, bool))})
-        with open(self.out / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(line) + "\n")
-        with open(self.out / "rollouts.jsonl", "a") as f:
-            f.write(json.dumps({"step": record.step, "groups": [g.to_dict() for g in record.groups]}) + "\n")
+        append_jsonl(self.out / "metrics.jsonl", line)
+        append_jsonl(self.out / "rollouts.jsonl", {"step": record.step, "groups": [g.to_dict() for g in record.groups]})
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self, resume: bool) -> Iterator[StepRecord]:
@@ -408,7 +430,7 @@ class _Trainer:
         self.world.broadcast_([p.data for p in self.params])
         if self.world.main:
             self._truncate_logs()
-            (self.out / "run.json").write_text(json.dumps(self.run_info(), indent=2) + "\n")
+            write_json(self.out / "run.json", self.run_info())
         # True while the model, optimizer and step counter agree: between steps, and inside a step
         # until its first optimizer update (a Ctrl-C while sampling loses nothing).
         self.consistent = True
@@ -422,10 +444,12 @@ class _Trainer:
                 if self.c.eval_every and self.step % self.c.eval_every == 0 and self.eval_fn and self.world.main:
                     record.eval = self.eval_fn(self.policy)
                     self.policy.model.eval()
+                # The log line before the checkpoint: a crash between the two then only redoes
+                # the step (resume drops log lines after its checkpoint), never loses its line.
+                self._log(record)
                 if self.c.checkpoint_every and self.step % self.c.checkpoint_every == 0:
                     folder = self.save()
                     record.checkpoint = str(folder) if folder else None
-                self._log(record)
                 yield record
             if self.saved_step != self.step:
                 self.save()
@@ -619,6 +643,11 @@ class _Trainer:
         return torch.cat(out).to(self.policy.device)
 
 
+def _say(message: str) -> None:
+    """What resume repaired or skipped, for the person running it (stderr, like the progress bar)."""
+    print(f"tinyr1 grpo: {message}", file=sys.stderr)
+
+
 def _update_threads(policy: Any) -> int | None:
     """CPU threads for the update: the policy's own choice for generation (one thread for tiny
     models, where intra-op threads only add synchronisation: an update of the test-size policy
@@ -626,10 +655,9 @@ def _update_threads(policy: Any) -> int | None:
     threads = getattr(policy, "cpu_threads", None)
     if threads is not None or policy.device.type != "cpu":
         return threads
-    from tinyr1.policy import SINGLE_THREAD_BELOW
+    from tinyr1.policy.spec import cpu_threads_for
 
-    n = sum(p.numel() for p in policy._language_model_parameters())  # any policy kind (tiny, Qwen2.5-VL)
-    return 1 if n < SINGLE_THREAD_BELOW else None
+    return cpu_threads_for(sum(p.numel() for p in policy._language_model_parameters()))  # any policy kind
 
 
 def _chunks(n: int, size: int) -> list[tuple[int, int]]:

@@ -11,8 +11,6 @@ reach these functions: the policy returns completion-aligned log-probs.
 """
 from __future__ import annotations
 
-import math
-
 import torch
 
 #: The official code clamps the per-token k3 KL to [-100, 100]; k3 is >= 0, so only the top bites.
@@ -148,17 +146,17 @@ def temporal_bonus(
     return (c * bonus if applied else torch.zeros_like(c)), applied
 
 
-def lr_factor(update: int, total: int, warmup: int, kind: str = "cosine") -> float:
-    """Learning-rate multiplier at optimizer update ``update`` (0-based), as transformers'
-    ``get_*_schedule_with_warmup``: linear warm-up from 0, then cosine / linear decay to 0, or flat."""
-    if warmup and update < warmup:
-        return update / warmup
-    if kind == "constant":
-        return 1.0
-    progress = (update - warmup) / max(1, total - warmup)
-    progress = min(max(progress, 0.0), 1.0)
-    if kind == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
-    if kind == "linear":
-        return 1.0 - progress
-    raise ValueError(f"unknown schedule {kind!r}")
+#: The config's schedule names -> transformers' (the warm-up is linear from 0 in all three).
+SCHEDULERS = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, kind: str, total: int, warmup: int):
+    """The learning-rate schedule over ``total`` optimizer updates: transformers' own
+    ``get_scheduler`` (linear warm-up from 0 over ``warmup`` updates, then cosine / linear decay to
+    0, or flat), so a run follows the schedule TRL's GRPOTrainer would (tests/test_grpo.py checks
+    it against the closed forms)."""
+    from transformers import get_scheduler
+
+    if kind not in SCHEDULERS:
+        raise ValueError(f"unknown schedule {kind!r}; expected one of {', '.join(SCHEDULERS)}")
+    return get_scheduler(SCHEDULERS[kind], optimizer, num_warmup_steps=warmup, num_training_steps=total)

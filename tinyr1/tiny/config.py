@@ -9,7 +9,7 @@ Stages run in order; each has its own AdamW and its own warm-up + cosine schedul
 - ``vision``: the vision tower and the resampler alone, trained to make each visual token say
   what is in its band of the frame (tinyr1.tiny.probe: the tiny stand-in for a pretrained SigLIP);
 - ``drill``: the text-only option-lookup drill alone (no video), so the lookup's long plateau
-  (DESIGN 4) is behind us before the video tasks start;
+  (docs/DESIGN.md, "The embedded tiny policy") is behind us before the video tasks start;
 - ``align``: captioning (what is where in each frame) with drill rows mixed in: the vision tower,
   connector and language model learn to see, the paper's alignment stage in miniature;
 - ``coldstart``: reasoning traces (SFT, loss on the completion) with captions and drill rows mixed

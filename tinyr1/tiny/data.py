@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -26,6 +25,7 @@ import numpy as np
 import torch
 
 from tinyr1.data import VideoQA, load_dataset
+from tinyr1.files import atomic_file
 from tinyr1.models import prompt_ids
 from tinyr1.tiny import texts
 
@@ -69,25 +69,16 @@ def build_clips(split: str, n: int, folder: str | os.PathLike, config, *, seed: 
         frames.append(clip.frames)
         indices.append([int(i) for i in clip.indices])
     array = np.stack(frames)
-    _atomic(frames_file, lambda f: np.save(f, array))
-    _atomic(meta_file, lambda f: f.write(json.dumps({"meta": meta, "indices": indices}).encode()))
+    with atomic_file(frames_file, "wb") as fh:
+        np.save(fh, array)
+    with atomic_file(meta_file, "w") as fh:
+        fh.write(json.dumps({"meta": meta, "indices": indices}))
     return _clips(array, rows, indices)
 
 
 def _clips(frames: np.ndarray, rows: list[VideoQA], indices: list[list[int]]) -> Clips:
     """Captions are made here (not cached) from the ground truth and the decoded frame indices."""
     return Clips(frames, rows, [texts.caption(r.extra["facts"], idx) for r, idx in zip(rows, indices)], indices)
-
-
-def _atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass

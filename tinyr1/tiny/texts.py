@@ -6,7 +6,7 @@ training data is fixed by the seed. Read with ``tinyr1/tiny/train.py``.
 - ``option_tokens()``: the fused option tokens ("A. right", "B. 3", ...). The prompt keeps the
   paper's user-facing lines ``A. right``; the tokenizer reads each whole line as ONE token, so
   finding the option whose text equals what the trace concluded is a one-token lookup
-  (DESIGN 4: without it, a tiny model stays at chance on the letter).
+  (docs/DESIGN.md, "The embedded tiny policy": without it, a tiny model stays at chance on the letter).
 - ``trace(think, content, letter)``: the world's trace plus a closing sentence that states the
   content right before its letter: "... So it moves down. Answer: down B."
 - ``think_for(think, facts, family)``: the trace taught, the world's except that direction names

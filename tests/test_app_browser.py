@@ -1,0 +1,158 @@
+"""The app in a real browser: Playwright driving Debian's chromium (docs/DESIGN.md, "CPU facts") uploads a clip,
+sees the streamed think text, the answer and the reward chart, then edits a completion in the
+Reward lab and sees the breakdown follow, then runs 2 GRPO steps and sees the live plots, the
+latest group and the evaluation, and hands the tuned policy to Reason. Screenshots of the three
+tabs are saved.
+
+    .venv/bin/pytest tests/test_app_browser.py -q                        # screenshots to a temp dir
+    TINYR1_SCREENSHOTS=docs/screenshots .venv/bin/pytest tests/test_app_browser.py -q   # refresh docs
+
+Skipped only when chromium is absent and CI is not set (in CI, ./run.sh test installs chromium and
+these tests must run). The server is the real app on the real tiny policy (tests/app_support.py).
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from app_support import ROOT, find_chromium, launched_app
+
+pytestmark = [pytest.mark.browser, pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")]
+
+CHROMIUM = find_chromium()
+if CHROMIUM is None and not os.environ.get("CI"):
+    pytest.skip("chromium is not installed (apt-get install chromium); CI installs it", allow_module_level=True)
+
+FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+TIMEOUT_MS = 30_000
+
+
+@pytest.fixture(scope="module")
+def shots() -> Path:
+    folder = Path(os.environ.get("TINYR1_SCREENSHOTS") or tempfile.mkdtemp(prefix="tinyr1-shots-"))
+    if not folder.is_absolute():
+        folder = ROOT / folder
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def page():
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM, "chromium must be installed in CI (./run.sh test installs it)"
+    profile = tempfile.mkdtemp(prefix="tinyr1-chromium-")
+    app = launched_app()
+    with sync_playwright() as p:
+        # A fresh profile (--user-data-dir; Playwright takes it as launch_persistent_context's argument).
+        context = p.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, args=FLAGS, headless=True, viewport={"width": 1400, "height": 1000}
+        )
+        page = context.pages[0] if context.pages else context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(app.url)
+        page.locator("#reason-run").wait_for()
+        yield page
+        context.close()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+def test_reason_tab_streams_an_answer_with_its_reward(page, shots):
+    from playwright.sync_api import expect
+
+    app = launched_app()
+    video, question, *options, answer = next(r for r in _examples(app.root) if r[2])
+    page.locator("#reason-video input[type=file]").set_input_files(video)
+    expect(page.locator("#reason-video video")).to_have_count(1)  # the upload shows as a player
+    page.locator("#reason-question textarea").fill(question)
+    for letter, text in zip("abcd", options):
+        page.locator(f"#reason-option-{letter} textarea, #reason-option-{letter} input").first.fill(text)
+    page.locator("#reason-truth textarea, #reason-truth input").first.fill(answer)
+    page.locator("#reason-run").click()
+
+    expect(page.locator("#reason-status")).to_contain_text("Done", timeout=60_000)
+    think = page.locator("#reason-think textarea").input_value()
+    assert think.strip(), "the think panel shows the streamed text"
+    expect(page.locator("#reason-frames img")).not_to_have_count(0)  # the frames it saw
+    expect(page.locator("#reason-frames")).to_contain_text(re.compile(r"#1 · \d+\.\d\d s"))  # with their timestamps
+    expect(page.locator("#reason-chart canvas, #reason-chart svg").first).to_be_visible()  # the chart
+    expect(page.locator("#reason-table")).to_contain_text("total")  # and the table
+    expect(page.locator("#tinyr1-banner")).to_contain_text("Policy")
+    page.screenshot(path=str(shots / "reason.png"), full_page=True)
+
+
+def test_reward_lab_follows_edits(page, shots):
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Reward lab").click()
+    status = page.locator("#lab-status")
+    expect(status).to_contain_text("Total reward")
+    box = page.locator("#lab-completion textarea")
+    box.fill("<think>the square goes right</think> B")  # a broken format
+    expect(status).to_contain_text("format fails: missing <answer>")
+    expect(status).to_contain_text("-2.000")
+    box.fill("<think>The red square starts on the left and ends on the right, so it moves right.</think><answer>B</answer>")
+    expect(status).to_contain_text(re.compile(r"Total reward \+1\.5\d\d"))
+    expect(page.locator("#lab-landscape canvas, #lab-landscape svg").first).to_be_visible()
+    page.screenshot(path=str(shots / "reward_lab.png"), full_page=True)
+
+
+def _examples(root: Path):
+    from tinyr1.app.reason import find_examples
+
+    return find_examples(root)
+
+
+def test_grpo_tab_trains_with_live_plots_and_hands_the_policy_to_reason(page, shots):
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="GRPO").click()
+    page.locator("#grpo-preset").get_by_label("tiny").check()
+    expect(page.locator("#grpo-max-new input")).to_have_value("96")  # the preset filled in its values
+    # A 2-step run small enough for a test: 4 world questions, 2 per step, G 4, 4 held-out questions.
+    for elem, value in {"grpo-world-n": 4, "grpo-steps": 2, "grpo-prompts": 2, "grpo-g": 4, "grpo-eval-n": 4}.items():
+        box = page.locator(f"#{elem} input[type=number], #{elem} input").first
+        box.fill(str(value))
+        box.press("Tab")
+    page.locator("#grpo-start").click()
+
+    status = page.locator("#grpo-status")
+    expect(status).to_contain_text("Done", timeout=60_000)
+    expect(status).to_contain_text("2 steps")
+    for plot in ("reward", "quality", "think"):  # drawn: a line per series, with its legend
+        expect(page.locator(f"#grpo-{plot}-plot canvas, #grpo-{plot}-plot svg").first).to_be_visible()
+    expect(page.locator("#grpo-reward-plot")).to_contain_text("accuracy")  # a legend entry: lines were drawn
+    expect(page.locator("#grpo-group-title")).to_contain_text("Step 2, latest group")
+    expect(page.locator("#grpo-group")).to_contain_text("advantage")
+    expect(page.locator("#grpo-eval")).to_contain_text("accuracy")
+    expect(page.locator("#grpo-run input")).to_have_value(re.compile(r"runs/\d{8}-\d{6}"))
+    page.screenshot(path=str(shots / "grpo.png"), full_page=True)
+
+    page.locator("#grpo-use").click()  # the tuned policy, selected in the Reason tab
+    expect(page.locator("#reason-policy input")).to_have_value(re.compile(r"runs/\d{8}-\d{6}"))
+    expect(page.locator("#tinyr1-banner")).to_contain_text("fine-tuned with GRPO")
+
+
+def test_grpo_stop_keeps_a_checkpoint_and_says_so(page):
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="GRPO").click()
+    page.locator("#grpo-eval-before input").uncheck()
+    box = page.locator("#grpo-steps input").first
+    box.fill("500")  # far more than the test waits for
+    box.press("Tab")
+    page.locator("#grpo-start").click()
+    status = page.locator("#grpo-status")
+    expect(status).to_contain_text(re.compile(r"Step ([3-9]|\d\d+)/500"), timeout=30_000)
+    page.locator("#grpo-stop").click()
+    expect(status).to_contain_text(re.compile(r"Stopped runs/\S+ after step \d+: checkpoint"), timeout=30_000)
+    page.wait_for_timeout(1_000)
+    expect(status).to_contain_text("Stopped", timeout=1)  # no later step has overwritten it

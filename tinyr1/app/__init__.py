@@ -1,0 +1,76 @@
+"""The tinyr1 Gradio app: Reason, Reward lab and GRPO tabs. The only package that imports gradio.
+
+    python app.py                              # http://127.0.0.1:7860 on the embedded tiny policy
+    TINYR1_QUEUE_SIZE=32 python app.py         # let more requests wait for the model
+
+    from tinyr1.app import build_app, launch_kwargs
+    build_app(root).launch(**launch_kwargs(root))
+
+Layout of the package:
+- ``settings``: serving settings (queue size, upload limit ...; some from the environment) and the
+  ZeroGPU hook;
+- ``tables``: the gradio-free tables and charts (reward breakdown, landscape, GRPO plots);
+- ``policies``: the policy picker (tinyr1.registry's entries as this root sees them, the banner);
+- ``reason``: ``Workbench`` (the app's state, the Reason generator) and the Reason tab;
+- ``reward_lab``: the Reward lab tab;
+- ``uploads``, ``grpo_runner``, ``grpo``: uploaded datasets, the GRPO tab's work over
+  ``tinyr1.runs`` (gradio-free), and the GRPO tab.
+
+Each tab is a class whose methods are its listeners; a listener that updates several outputs
+returns a dict keyed by component (the ones left out stay as they are). The API names are stable:
+``/reason`` (streams), ``/reward``, ``/train`` (streams one update per step), ``/resume`` (streams),
+``/use_in_reason``. Serving rules: docs/DESIGN.md, "Serving the app".
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from tinyr1.app.grpo import GRPOTab
+from tinyr1.app.reason import ReasonTab, Workbench
+from tinyr1.app.reward_lab import build_reward_lab
+from tinyr1.app.settings import CSS, MAX_FILE_SIZE, QUEUE_SIZE, THEME
+
+__all__ = ["Workbench", "build_app", "build_demo", "launch_kwargs"]
+
+
+def build_app(root: str | Path, *, workbench: Workbench | None = None) -> gr.Blocks:
+    """The app's Blocks (queue set up). ``workbench`` lets tests give their own loaders."""
+    bench = workbench or Workbench(root)
+    choices = bench.policy_choices()  # the first use lists the registry (see PolicyCatalog.registry_entries)
+    default_policy = next((key for _, key in choices), None)
+    with gr.Blocks(title="tinyr1 — small video reasoning models") as demo:
+        gr.Markdown(
+            "# tinyr1 · small video reasoning models\n"
+            "A video LMM trained with GRPO (the TinyLLaVA-Video-R1 recipe) answers questions about a video by "
+            "writing `<think>…</think><answer>…</answer>`. **Reason**: run a policy on a clip and watch its "
+            "reward. **Reward lab**: see how the paper scores any completion. **GRPO**: fine-tune."
+        )
+        with gr.Tabs() as tabs:
+            with gr.Tab("Reason", id="reason"):
+                reason = ReasonTab(bench, default_policy)
+            with gr.Tab("Reward lab", id="reward"):
+                build_reward_lab()
+            with gr.Tab("GRPO", id="grpo"):
+                GRPOTab(bench, reason.policy_dd, tabs)
+    demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=1)
+    return demo
+
+
+#: The name app.py, the tests and bench/bench_load.py have used; the same function.
+build_demo = build_app
+
+
+def launch_kwargs(root: str | Path | None = None) -> dict[str, Any]:
+    """Keyword arguments for ``demo.launch``: theme and css (Gradio 6 takes them here), the upload
+    limit, and no extra readable path: gradio copies the example clips into its own cache when the
+    Blocks are built, so the server needs to read nothing but that cache and the uploads."""
+    return dict(
+        theme=THEME,
+        css=CSS,
+        max_file_size=MAX_FILE_SIZE,
+        allowed_paths=[],
+        footer_links=["api", "gradio"],
+    )

@@ -1,0 +1,509 @@
+"""The Reason tab: a policy streams its think text and answer on a video, with the frames it saw
+and the live reward. ``Workbench`` (gradio-free) holds the app's state and yields ``ReasonStep``s;
+``ReasonTab`` lays out the tab and adapts those steps to its components.
+
+    bench = Workbench("/path/to/root")
+    for step in bench.reason("clip.mp4", "Which way does it move?", ["left", "right"], "B"):
+        print(step.status)
+
+Reason is a generator, so the tab's Stop (``cancels=``) interrupts it between two streamed updates;
+``/reason`` streams the same updates to API clients.
+"""
+from __future__ import annotations
+
+import gc
+import shutil
+import tempfile
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+
+import gradio as gr
+
+from tinyr1.app.policies import PolicyCatalog, rescan_policies, select_policy
+from tinyr1.app.settings import (
+    DEFAULT_QUESTION,
+    FRAME_SIDE,
+    MODEL_QUEUE,
+    OPTION_LETTERS,
+    QUANTIZATIONS,
+    STREAM_INTERVAL,
+    THUMB_SIDE,
+    zero_gpu,
+)
+from tinyr1.app.tables import PART_ORDER, TABLE_WIDTHS, empty_table, reward_chart, reward_summary, reward_table
+from tinyr1.format import LETTERS, partial_view
+from tinyr1.rewards import RewardConfig, score
+
+# ------------------------------------------------------------------------------------ examples
+
+
+def find_examples(root: str | Path, per_file: int = 8, limit: int = 16) -> list[list[str]]:
+    """Example rows ``[video, question, A, B, C, D, answer]`` from ``assets/examples/``.
+
+    A JSONL there (the synthetic world's rows, or real clips with their questions) gives full rows
+    through ``tinyr1.data.load_dataset`` (the first ``per_file`` with at most four options); a
+    video not named by any JSONL gets the generic question and no options.
+    """
+    folder = Path(root) / "assets" / "examples"
+    if not folder.is_dir():
+        return []
+    rows: list[list[str]] = []
+    named: set[str] = set()
+    for jsonl in sorted(folder.rglob("*.jsonl")):
+        try:
+            from tinyr1.data import load_dataset
+
+            items = load_dataset(jsonl)
+        except Exception as exc:  # an example file must never stop the app from starting
+            print(f"[tinyr1.app] skipping examples in {jsonl}: {exc}")
+            continue
+        taken = 0
+        for item in items:
+            if taken >= per_file or not Path(item.video).is_file() or len(item.options or []) > len(OPTION_LETTERS):
+                continue
+            taken += 1
+            options = [str(o) for o in (item.options or [])][: len(OPTION_LETTERS)]
+            options += [""] * (len(OPTION_LETTERS) - len(options))
+            rows.append([str(Path(item.video).resolve()), item.question, *options, item.answer or ""])
+            named.add(str(Path(item.video).resolve()))
+    for video in sorted(p for ext in ("mp4", "webm", "mov", "avi", "mkv") for p in folder.rglob(f"*.{ext}")):
+        if str(video.resolve()) not in named:
+            rows.append([str(video.resolve()), DEFAULT_QUESTION, "", "", "", "", ""])
+    return rows[:limit]
+
+
+# ------------------------------------------------------------------------------- input helpers
+
+
+def collect_options(*boxes: str | None) -> list[str] | None:
+    """The filled option boxes, in order; ``None`` when all are empty. Gaps are an input error
+    (option C without B would shift every letter after it)."""
+    texts = [(b or "").strip() for b in boxes]
+    last = max((i for i, t in enumerate(texts) if t), default=-1)
+    if last < 0:
+        return None
+    missing = [LETTERS[i] for i in range(last + 1) if not texts[i]]
+    if missing:
+        raise ValueError(f"option {', '.join(missing)} is empty but a later one is filled: fill the options in order A, B, C, D")
+    if last == 0:
+        raise ValueError("one option is not a choice: give at least A and B, or leave the options empty")
+    return texts[: last + 1]
+
+
+# ------------------------------------------------------------------------------------- frames
+
+
+def frame_gallery(frames: np.ndarray, timestamps: Sequence[float], side: int = THUMB_SIDE) -> list[tuple[np.ndarray, str]]:
+    """(thumbnail, caption "#i · 1.25 s": the frame's number and its time in the video) per frame."""
+    from PIL import Image
+
+    items = []
+    for i, (frame, t) in enumerate(zip(frames, timestamps)):
+        image = Image.fromarray(np.ascontiguousarray(frame))
+        image.thumbnail((side, side))
+        items.append((np.asarray(image), f"#{i + 1} · {float(t):.2f} s"))
+    return items
+
+
+def save_frames(items: Sequence[tuple[np.ndarray, str]], folder: Path) -> list[tuple[str, str]]:
+    """Thumbnails written as JPEG files in ``folder``: (path, caption) for the gallery.
+
+    Files, not arrays: gradio 6.31 saves an array under a name derived from its content and
+    rewrites that file on every request that shows the same frame (two people on the same example),
+    truncating it while another client downloads it. A file is copied into the cache atomically,
+    once."""
+    from PIL import Image
+
+    out = []
+    for i, (image, caption) in enumerate(items):
+        path = folder / f"frame_{i:03d}.jpg"
+        Image.fromarray(image).save(path, quality=90)
+        out.append((str(path), caption))
+    return out
+
+
+# ------------------------------------------------------------------------------------ Reason
+
+
+@dataclass
+class ReasonStep:
+    """One streamed state of a Reason run (what every panel shows at that moment)."""
+
+    status: str
+    frames: list[tuple[np.ndarray, str]] | None = None  # set once, when the frames are loaded
+    think: str = ""
+    answer: str = ""
+    table: pd.DataFrame | None = None
+    result: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None  # a message for the person (bad upload, bad input): shown, not raised
+    banner: str | None = None  # the policy banner, once the policy is loaded
+
+
+class Workbench(PolicyCatalog):
+    """What one app holds: the repo root (assets, runs), how to load policies and frames, and the
+    policy currently loaded (one at a time: a second would double the memory a Space pays for).
+    The policy list is its ``PolicyCatalog``'s."""
+
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        policy_loader: Callable[..., Any] | None = None,
+        frame_loader: Callable[..., Any] | None = None,
+    ) -> None:
+        super().__init__(root)
+        self._policy_loader = policy_loader
+        self._frame_loader = frame_loader
+        self._loaded: tuple[tuple[str, str | None], Any] | None = None
+        self._lock = threading.Lock()  # the GRPO tab and Reason may both ask for a policy
+
+    def loaded_description(self, target: str) -> dict[str, Any] | None:
+        if self._loaded and self._loaded[0][0] == target:
+            return _describe(self._loaded[1])
+        return None
+
+    def fresh_policy(self, target: str) -> Any:
+        """A newly loaded, unquantized copy of a policy, never the cached one (GRPO trains it in
+        place, and it is the KL reference's source)."""
+        loader = self._policy_loader
+        if loader is None:
+            from tinyr1.policy import load_policy as loader
+        return loader(target, quantization=None)
+
+    # -- loading
+    def load_policy(self, label: str, quantization: str | None) -> Any:
+        """The policy behind ``label`` (cached: a Reason run after the first starts at once)."""
+        option = self.option(label)
+        if option is None:
+            raise ValueError(self.why_unavailable(label))
+        key = (option.target, None if quantization in (None, "", "none") else quantization)
+        with self._lock:
+            if self._loaded is None or self._loaded[0] != key:
+                self._loaded = None  # drop the old one before loading the next: one in memory at a time
+                gc.collect()
+                loader = self._policy_loader
+                if loader is None:
+                    from tinyr1.policy import load_policy as loader
+                self._loaded = (key, loader(key[0], quantization=key[1]))
+            return self._loaded[1]
+
+    def load_frames(self, video: str, num_frames: int) -> Any:
+        """``num_frames`` frames sampled uniformly (tinyr1.video), decoded at most FRAME_SIDE
+        pixels on their long side: the policy resizes to its own input (384 px for the real
+        one) anyway, and 16 frames of a 4K video would otherwise hold 400 MB per request."""
+        if self._frame_loader is not None:
+            return self._frame_loader(video, num_frames=num_frames)
+        from tinyr1.video import load_frames, probe
+
+        meta = probe(video)
+        scale = FRAME_SIDE / max(meta.width, meta.height, 1)
+        size = None
+        if scale < 1:
+            size = (max(2, round(meta.height * scale)), max(2, round(meta.width * scale)))
+        return load_frames(video, num_frames, size=size)
+
+    # -- the Reason run
+    def reason(
+        self,
+        video: str | None,
+        question: str,
+        options: Sequence[str] | None = None,
+        answer: str | None = None,
+        policy: str | None = None,
+        *,
+        num_frames: int = 0,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        max_new_tokens: int = 256,
+        seed: int = 0,
+        quantization: str = "none",
+        config: RewardConfig = RewardConfig(),
+    ) -> Iterator[ReasonStep]:
+        """Stream one answer: frames first, then the think and answer text with the reward of the
+        text so far, then the final result. Bad input ends the stream with ``error`` set."""
+        started = time.perf_counter()
+        answer = (answer or "").strip() or None
+        options = list(options) if options else None
+        prepared: dict[str, Any] = {}
+        yield from self._prepare(video, question, policy, num_frames, quantization, prepared)
+        if not prepared:
+            return
+        model, clip, n, result = prepared["model"], prepared["clip"], prepared["n"], prepared["result"]
+
+        from tinyr1.policy import GenerationSettings  # only here: the import pulls in torch
+
+        try:
+            settings = GenerationSettings(
+                max_new_tokens=int(max_new_tokens), temperature=float(temperature), top_p=float(top_p),
+                seed=int(seed), num_frames=n,
+            )
+        except ValueError as exc:  # PolicyError: a setting out of range, said plainly
+            yield _fail(f"Bad generation settings: {exc}")
+            return
+        text, last = "", 0.0
+        stream = model.stream(clip.frames, question, options, settings)
+        try:
+            for text in stream:
+                now = time.perf_counter()
+                if now - last < STREAM_INTERVAL:
+                    continue  # the final text is yielded after the loop in any case
+                last = now
+                yield self._step(text, answer, options, config, result, started, done=False)
+        except Exception as exc:
+            traceback.print_exc()
+            yield _fail(f"Generation failed: {type(exc).__name__}: {exc}")
+            return
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()  # on Stop: ends the policy's generation thread too
+        yield self._step(text, answer, options, config, result, started, done=True)
+
+    def _prepare(self, video: str | None, question: str, policy: str | None, num_frames: int, quantization: str,
+                 out: dict[str, Any]) -> Iterator[ReasonStep]:
+        """The checks, the policy and the frames of a Reason run, as streamed steps; ``out`` gets
+        model, clip, n (frames) and result when all went well, and stays empty otherwise."""
+        if not video:
+            yield _fail("No video: upload a clip or pick one of the examples below.")
+            return
+        if not (question or "").strip():
+            yield _fail("The question is empty: ask something about the video.")
+            return
+        policy = policy or self.default_policy()
+        if policy is None:
+            yield _fail("No policy available: the Policies table under the picker says how to get one.")
+            return
+
+        yield ReasonStep(status=f"Loading policy **{policy}**…")
+        try:
+            model = self.load_policy(policy, quantization)
+        except Exception as exc:  # a missing/broken checkpoint or a quantization this machine lacks
+            yield _fail(f"Could not load policy {policy!r}: {exc}")
+            return
+        banner = self.banner(policy)
+        n = int(num_frames) if num_frames and int(num_frames) > 0 else int(getattr(model, "num_frames", 16) or 16)
+
+        try:
+            clip = self.load_frames(video, n)
+        except Exception as exc:
+            if type(exc).__name__ != "VideoError":  # VideoError already says what is wrong
+                traceback.print_exc()
+                exc = f"could not read this video ({type(exc).__name__}: {exc})"
+            yield _fail(f"{str(exc).rstrip('.')}. Upload a video file (mp4, webm, mov…) that plays in a video player.")
+            return
+        frames = frame_gallery(clip.frames, clip.timestamps)
+        meta = getattr(clip, "meta", None)
+        clip_info = f"{len(frames)} frames of a {getattr(meta, 'duration', 0) or 0:.1f} s clip" if meta else f"{len(frames)} frames"
+        result: dict[str, Any] = {
+            "policy": policy,
+            "timestamps": [round(float(t), 3) for t in clip.timestamps],
+            "done": False,
+            "error": None,
+        }
+        yield ReasonStep(status=f"Generating with **{policy}** on {clip_info}…", frames=frames, banner=banner, result=dict(result))
+        out.update(model=model, clip=clip, n=n, result=result)
+
+    @staticmethod
+    def _step(
+        text: str,
+        answer: str | None,
+        options: list[str] | None,
+        config: RewardConfig,
+        result: dict[str, Any],
+        started: float,
+        done: bool,
+    ) -> ReasonStep:
+        think, said = partial_view(text)
+        b = score(text, answer, options, config)
+        seconds = time.perf_counter() - started
+        result.update(completion=text, think=think, answer=said, reward=b.to_dict(), done=done, seconds=round(seconds, 3))
+        if done:
+            status = f"Done in {seconds:.1f} s · " + reward_summary(b)
+        else:
+            status = f"Generating… {len(text)} characters so far ({seconds:.1f} s)"
+        return ReasonStep(status=status, think=think, answer=said, table=reward_table(b, config, generating=not done), result=dict(result))
+
+
+def _fail(message: str) -> ReasonStep:
+    """The last step of a run that cannot go on: the message is shown, not raised."""
+    return ReasonStep(status=f"⚠️ {message}", error=message, result={"error": message, "done": True})
+
+
+def _describe(policy: Any) -> dict[str, Any] | None:
+    describe = getattr(policy, "describe", None)
+    try:
+        described = describe() if describe is not None else None
+    except Exception:  # a banner must never break a run
+        return None
+    return described if isinstance(described, dict) else None
+
+
+
+# ------------------------------------------------------------------------------------ the tab
+
+
+class ReasonTab:
+    """The Reason tab's components and listeners; built inside a ``gr.Tab``. Its handlers are
+    its methods (``reason`` is ``/reason``)."""
+
+    def __init__(self, bench: Workbench, default_policy: str | None) -> None:
+        self.bench = bench
+        self.default_policy = default_policy
+        self.banner = gr.Markdown(bench.banner(default_policy), elem_id="tinyr1-banner")
+        with gr.Row():
+            with gr.Column(scale=5):
+                self._inputs(bench.policy_choices())
+            with gr.Column(scale=7):
+                self._outputs()
+        examples = find_examples(bench.root)
+        if examples:
+            gr.Examples(
+                examples=examples, inputs=[self.video, self.question, *self.opt_boxes, self.answer_truth],
+                label="Examples (synthetic-world clips and real clips)", examples_per_page=6,
+            )
+        self._wire()
+
+    def _inputs(self, choices: list[tuple[str, str]]) -> None:
+        self.video = gr.Video(label="Video", sources=["upload"], elem_id="reason-video", height=260)
+        self.question = gr.Textbox(label="Question", value=DEFAULT_QUESTION, lines=2, elem_id="reason-question")
+        with gr.Accordion("Options (optional, multiple choice A–D)", open=True):
+            with gr.Row():
+                self.opt_boxes = [
+                    gr.Textbox(value="", label=f"{letter}", placeholder=f"option {letter}",
+                               elem_id=f"reason-option-{letter.lower()}", min_width=80)
+                    for letter in OPTION_LETTERS
+                ]
+        self.answer_truth = gr.Textbox(
+            value="", label="Correct answer (optional)", info="a letter or the option's text; enables the accuracy reward",
+            elem_id="reason-truth",
+        )
+        with gr.Row():
+            self.policy_dd = gr.Dropdown(
+                choices=choices, value=self.default_policy, label="Policy", elem_id="reason-policy", scale=4,
+                info="the registry's policies that are here or downloadable, then runs/NAME/final",
+            )
+            self.refresh = gr.Button("↻ Rescan", scale=1, size="sm")
+        with gr.Accordion("Policies: size, memory, how to get the missing ones", open=False):
+            self.policy_md = gr.Markdown(self.bench.policy_info(), elem_id="reason-policy-info")
+        with gr.Accordion("Generation settings", open=False):
+            self.frames = gr.Slider(0, 32, value=0, step=1, label="Frames sampled (0 = the policy's own)")
+            self.temperature = gr.Slider(0, 2, value=0.0, step=0.05, label="Temperature (0 = greedy)")
+            self.top_p = gr.Slider(0.05, 1, value=1.0, step=0.05, label="Top-p")
+            self.max_new = gr.Slider(16, 1024, value=256, step=16, label="Max new tokens")
+            self.seed = gr.Number(value=0, precision=0, label="Seed")
+            self.quant = gr.Radio(list(QUANTIZATIONS), value="none", label="Quantization (nf4/int8 need bitsandbytes)")
+        with gr.Row():
+            self.run = gr.Button("Reason", variant="primary", elem_id="reason-run")
+            self.stop = gr.Button("Stop", variant="stop", elem_id="reason-stop")
+
+    def _outputs(self) -> None:
+        self.status = gr.Markdown("Upload a clip (or pick an example), then press **Reason**.", elem_id="reason-status")
+        self.gallery = gr.Gallery(
+            label="Frames the policy sees (number · time in the video)", columns=8, height=180,
+            object_fit="contain", elem_id="reason-frames", preview=False,
+        )
+        self.think = gr.Textbox(label="Think", lines=6, max_lines=14, autoscroll=True, elem_id="reason-think")
+        self.answer_out = gr.Textbox(label="Answer", lines=1, elem_id="reason-answer")
+        with gr.Row(equal_height=False):
+            self.chart = gr.BarPlot(
+                value=reward_chart(empty_table()), x="part", y="value", y_lim=[-2.2, 2.2],  # ±(r0 + r1 + r2)
+                sort=PART_ORDER, height=260, scale=2, min_width=260,
+                title="Reward of the text so far", label="Reward chart", elem_id="reason-chart", x_title=" ",
+            )
+            self.table = gr.Dataframe(
+                value=empty_table(), label="Reward breakdown", elem_id="reason-table",
+                interactive=False, wrap=True, scale=3, column_widths=TABLE_WIDTHS,
+            )
+        with gr.Accordion("Result as JSON (what /reason returns last)", open=False):
+            self.result = gr.JSON(label="Result", elem_id="reason-json")
+
+    def _wire(self) -> None:
+        inputs = [self.video, self.question, *self.opt_boxes, self.answer_truth, self.policy_dd, self.frames,
+                  self.temperature, self.top_p, self.max_new, self.seed, self.quant]
+        outputs = [self.status, self.gallery, self.think, self.answer_out, self.chart, self.table, self.result, self.banner]
+        event = self.run.click(zero_gpu(self.reason), inputs=inputs, outputs=outputs, api_name="reason",
+                               concurrency_id=MODEL_QUEUE, concurrency_limit=1)
+        self.stop.click(None, cancels=[event])
+        self.policy_dd.change(
+            self.select_policy, inputs=self.policy_dd,
+            outputs=[self.banner, self.frames, self.temperature, self.top_p, self.max_new, self.seed],
+            api_visibility="private", queue=False,
+        )
+        self.refresh.click(self.rescan, inputs=self.policy_dd, outputs=[self.policy_dd, self.policy_md],
+                           api_visibility="private", queue=False)
+
+    def reason(
+        self,
+        video: str | None,
+        question: str,
+        option_a: str = "",
+        option_b: str = "",
+        option_c: str = "",
+        option_d: str = "",
+        answer: str = "",
+        policy: str | None = None,
+        frames: float = 0,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        max_new_tokens: float = 256,
+        seed: float = 0,
+        quantization: str = "none",
+    ) -> Iterator[dict[Any, Any]]:
+        """Stream the policy's think text and answer on a video, with the frames it saw and the
+        live reward. Outputs: status, frames, think, answer, reward chart, reward table, result
+        JSON (its `reward` holds the breakdown; `done` is true on the last update)."""
+        try:
+            options = collect_options(option_a, option_b, option_c, option_d)
+        except ValueError as exc:
+            gr.Warning(str(exc))
+            yield {self.status: f"⚠️ {exc}", self.result: {"error": str(exc), "done": True}}
+            return
+        first = True
+        thumbs = Path(tempfile.mkdtemp(prefix="tinyr1-frames-"))
+        try:
+            for step in self.bench.reason(
+                video, question, options, answer, policy or self.default_policy,
+                num_frames=int(frames), temperature=temperature, top_p=top_p,
+                max_new_tokens=int(max_new_tokens), seed=int(seed), quantization=quantization,
+            ):
+                yield self._show(step, first, thumbs)
+                first = False
+        finally:
+            # Gradio has copied each yielded file into its cache by the time the generator resumes.
+            shutil.rmtree(thumbs, ignore_errors=True)
+
+    def _show(self, step: ReasonStep, first: bool, thumbs: Path) -> dict[Any, Any]:
+        """One step as component updates; panels left out are unchanged (the frames, above all,
+        are not sent again)."""
+        if step.error:
+            gr.Warning(step.error)
+        update: dict[Any, Any] = {self.status: step.status, self.result: step.result}
+        if step.frames is not None:
+            update[self.gallery] = save_frames(step.frames, thumbs)
+        elif first:
+            update[self.gallery] = []
+        table = step.table
+        if table is None and first:  # a new run: clear the last run's text and reward
+            table = empty_table()
+        if table is not None:
+            update.update({self.think: step.think, self.answer_out: step.answer, self.chart: reward_chart(table),
+                           self.table: table})
+        if step.banner:
+            update[self.banner] = step.banner
+        return update
+
+    def select_policy(self, key: str | None) -> dict[Any, Any]:
+        # A registry policy brings its recommended settings; a folder keeps the ones chosen.
+        components = dict(banner=self.banner, frames=self.frames, temperature=self.temperature, top_p=self.top_p,
+                          max_new=self.max_new, seed=self.seed)
+        return select_policy(self.bench, components, key)
+
+    def rescan(self, current: str | None) -> tuple[Any, str]:
+        return rescan_policies(self.bench, current), self.bench.policy_info()

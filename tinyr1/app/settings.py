@@ -1,0 +1,57 @@
+"""The app's serving settings, some read from the environment, and the ZeroGPU hook.
+
+    TINYR1_QUEUE_SIZE=32 python app.py        # let more requests wait for the model
+    TINYR1_MAX_FILE_SIZE=200mb python app.py  # a larger upload limit
+
+Serving rules (docs/DESIGN.md, "Serving the app"): every listener that runs the model shares one
+``concurrency_id`` (``MODEL_QUEUE``) with concurrency 1, so one generation runs at a time and the
+rest wait in a bounded queue (``QUEUE_SIZE``) that turns people away when full instead of letting
+waits grow.
+"""
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+import gradio as gr
+
+from tinyr1.format import LETTERS
+
+#: How many requests may wait for the model before new ones are turned away ("queue is full").
+QUEUE_SIZE = int(os.environ.get("TINYR1_QUEUE_SIZE", "16"))
+#: Upload limit checked by the server before a handler runs. Short clips are what a small policy
+#: samples 4-16 frames from; 50 MB is minutes of 720p H.264, and keeps a Space's disk safe.
+MAX_FILE_SIZE = os.environ.get("TINYR1_MAX_FILE_SIZE", "50mb")
+#: The concurrency group of every listener that runs the model (Reason, GRPO Start / Resume).
+MODEL_QUEUE = "model"
+#: Least seconds between two streamed updates (the last text is always sent): the browser redraws
+#: the chart on each, and the tiny policy writes hundreds of tokens a second.
+STREAM_INTERVAL = 0.05
+#: ZeroGPU time asked per Reason call (seconds): room for the longest generation the sliders
+#: allow (1024 tokens); not yet measured on ZeroGPU hardware.
+GPU_SECONDS = 120
+#: Frames are decoded at most this many pixels on their long side (see Workbench.load_frames).
+FRAME_SIDE = 448
+#: The side of the frame thumbnails shown in the gallery (pixels); the policy gets the frames.
+THUMB_SIDE = 256
+#: The option boxes of the Reason tab (A-D, as in the paper's multiple-choice sets).
+OPTION_LETTERS = LETTERS[:4]
+QUANTIZATIONS = ("none", "nf4", "int8")
+DEFAULT_QUESTION = "What happens in this video?"
+
+THEME = gr.themes.Soft(primary_hue="indigo", neutral_hue="slate")
+CSS = """
+#tinyr1-banner {border-left: 4px solid var(--color-accent); padding-left: 0.8em;}
+#reason-answer textarea {font-size: 1.25em; font-weight: 600;}
+#reason-status, #lab-status {min-height: 2em;}
+"""
+
+
+def zero_gpu(fn: Callable) -> Callable:
+    """``spaces.GPU(duration=GPU_SECONDS)(fn)`` when the ``spaces`` package is importable (a
+    Hugging Face Space), else ``fn`` unchanged. Off ZeroGPU hardware ``spaces.GPU`` is a no-op."""
+    try:
+        import spaces  # type: ignore[import-not-found]
+    except ImportError:
+        return fn
+    return spaces.GPU(duration=GPU_SECONDS)(fn)

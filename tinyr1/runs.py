@@ -1,0 +1,343 @@
+"""GRPO runs: the run folder on disk and the one "load -> evaluate -> train -> evaluate" sequence
+that ``tinyr1 train``, the app's GRPO tab and bench/reproduce.py (through ``tinyr1 train``) share.
+
+    from tinyr1 import runs
+    for event in runs.run_grpo(config, lambda: load_policy(path), rows, "runs/mine",
+                               eval_rows=held_out, evaluate=my_eval, eval_before=True):
+        if isinstance(event, runs.Step): print(event.step, event.record.metrics)
+        elif isinstance(event, runs.Failed): raise event.error
+
+``run_grpo`` is a generator of events (``RunStarted``, ``Evaluating``, ``Evaluated``,
+``Training``, ``Step``, ``Trained``, ``Finished``, ``Stopped``, ``Failed``); every caller turns
+them into its own output (a progress bar, the app's streamed updates). Stopping keeps what the completed steps
+learned in both ways it can happen: closing the generator (the app's Stop, Ctrl-C) closes the
+training loop, which writes a checkpoint of the last completed step; ``should_stop`` returning
+true ends the run after the current step the same way and says so with a ``Stopped`` event.
+
+The run folder (docs/DESIGN.md, "Files and runs"): ``metrics.jsonl``, ``rollouts.jsonl`` and
+``checkpoints/step-NNNNNN/`` are the loop's (tinyr1.grpo), ``final/`` the tuned policy,
+``eval.json`` the evaluations before and after. Runs the app starts live in
+``<root>/runs/<YYYYmmdd-HHMMSS>/`` with an ``app.json`` saying how they were started (so Resume
+can rebuild them) and ``plots.jsonl`` (the plotted values per step, read back on Resume).
+
+Gradio-free and torch-free at import: the app imports this module to list runs.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+#: Where the app writes its runs, under its root: runs/<YYYYmmdd-HHMMSS>/.
+RUNS_DIR = "runs"
+#: The file (in a run folder) that says how the app started the run, so Resume can rebuild it.
+RUN_FILE = "app.json"
+#: The evaluations of a run: {"eval_before": report, "eval_after": report}.
+EVAL_FILE = "eval.json"
+
+# ----------------------------------------------------------------------------- the run store
+
+
+def new_run_dir(root: str | Path) -> Path:
+    """A fresh ``runs/<YYYYmmdd-HHMMSS>`` folder (``-2``, ``-3`` ... when two start in a second)."""
+    base = Path(root) / RUNS_DIR
+    base.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for k in range(1, 1000):
+        path = base / (stamp if k == 1 else f"{stamp}-{k}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"could not make a run folder under {base}")
+
+
+def run_label(run_dir: Path) -> str:
+    """``runs/<name>``: how the app names a run (its folder relative to the root)."""
+    return f"{RUNS_DIR}/{Path(run_dir).name}"
+
+
+def run_dir_of(root: str | Path, label: str | None) -> Path:
+    """The folder behind a run label (``runs/<name>``); anything else is refused, so a label
+    typed into the API can never point outside the app's runs folder."""
+    name = (label or "").strip()
+    if name.startswith(RUNS_DIR + "/"):
+        name = name[len(RUNS_DIR) + 1 :]
+    base = (Path(root) / RUNS_DIR).resolve()
+    path = (base / name).resolve()
+    if not name or "/" in name or "\\" in name or path.parent != base or not (path / RUN_FILE).is_file():
+        known = ", ".join(list_runs(root)) or "none yet"
+        raise ValueError(f"no run {label!r} started from this app; runs: {known}")
+    return path
+
+
+def list_runs(root: str | Path) -> list[str]:
+    """Runs the app started (``runs/<name>`` with an app.json), newest first."""
+    base = Path(root) / RUNS_DIR
+    if not base.is_dir():
+        return []
+    return [run_label(p) for p in sorted(base.iterdir(), key=lambda p: p.name, reverse=True) if (p / RUN_FILE).is_file()]
+
+
+def run_choices(root: str | Path) -> list[tuple[str, str]]:
+    """(what a run picker shows, the run label): where each run stands."""
+    out = []
+    for label in list_runs(root):
+        path = Path(root) / label
+        try:
+            info = json.loads((path / RUN_FILE).read_text())
+            steps = int(info["config"]["steps"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        state = "finished" if is_finished(path) else f"step {newest_step(path)}/{steps}"
+        out.append((f"{label} · {state}", label))
+    return out
+
+
+def is_finished(run_dir: Path) -> bool:
+    """Whether the run wrote its tuned policy (``final/``)."""
+    return (Path(run_dir) / "final" / "config.json").is_file()
+
+
+def newest_step(run_dir: Path) -> int:
+    """The step of the newest complete checkpoint of a run (0 when none). Read from the folder
+    names (checkpoints/step-NNNNNN with its trainer_state.pt), without importing torch."""
+    steps = [int(p.name[5:]) for p in (Path(run_dir) / "checkpoints").glob("step-*")
+             if p.name[5:].isdigit() and (p / "trainer_state.pt").is_file()]
+    return max(steps, default=0)
+
+
+def read_evals(run_dir: Path) -> dict[str, Any]:
+    """The run's evaluations so far ({} when none)."""
+    path = Path(run_dir) / EVAL_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def read_history(path: Path, upto: int) -> list[dict[str, Any]]:
+    """The per-step lines (``{"step": N, ...}``) of a JSONL file for steps 1..upto."""
+    if upto < 1 or not Path(path).is_file():
+        return []
+    out = []
+    for line in Path(path).read_text().splitlines():
+        try:
+            values = json.loads(line)
+        except ValueError:
+            continue
+        if 1 <= int(values.get("step", 0)) <= upto:
+            out.append(values)
+    return out
+
+
+def truncate_history(path: Path, upto: int) -> None:
+    """Keep only steps up to the checkpoint resumed from (later ones are redone), as the loop
+    does with its own logs."""
+    kept = read_history(path, upto)
+    Path(path).write_text("".join(json.dumps(v) + "\n" for v in kept))
+
+
+def append_history(path: Path, values: dict[str, Any]) -> None:
+    """One step's line appended to a per-step JSONL file."""
+    with open(path, "a") as f:
+        f.write(json.dumps(values) + "\n")
+
+
+# --------------------------------------------------------------------------------- the events
+
+
+@dataclass
+class RunStarted:
+    """The starting policy is loaded; ``start_step`` is the checkpoint resumed from (0: none)."""
+
+    run_dir: Path
+    policy: Any
+    start_step: int
+    rows: int
+    eval_rows: int
+
+
+@dataclass
+class Evaluating:
+    """An evaluation (``which``: "before" or "after") on ``n`` held-out questions begins."""
+
+    which: str
+    n: int
+
+
+@dataclass
+class Evaluated:
+    """An evaluation ended; ``evals`` holds every evaluation of the run so far (eval.json)."""
+
+    which: str
+    report: dict[str, Any]
+    evals: dict[str, Any]
+
+
+@dataclass
+class Training:
+    """The training loop starts (from ``start_step``, the checkpoint resumed from, or 0)."""
+
+    start_step: int
+    steps: int
+
+
+@dataclass
+class Step:
+    """One completed GRPO step (``record``: tinyr1.grpo's StepRecord); ``seconds`` since the
+    training loop started."""
+
+    record: Any
+    start_step: int
+    seconds: float
+
+    @property
+    def step(self) -> int:
+        return int(self.record.step)
+
+
+@dataclass
+class Trained:
+    """The training loop completed its steps and wrote ``final``; ``seconds`` it took."""
+
+    final: Path
+    seconds: float
+    last_metrics: dict[str, float]
+
+
+@dataclass
+class Finished:
+    """The run completed: ``final`` is the tuned policy, ``seconds`` the training loop's time."""
+
+    run_dir: Path
+    final: Path
+    steps: int
+    seconds: float
+    evals: dict[str, Any]
+    last_metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Stopped:
+    """``should_stop`` ended the run after ``step``: its checkpoint is written, the same
+    call with ``resume=True`` continues it."""
+
+    step: int
+    checkpoint: Path | None
+
+
+@dataclass
+class Failed:
+    """The run could not go on. ``stage``: "load", "eval_before", "train" or "eval_after";
+    ``error`` the exception (callers say it their way, or raise it)."""
+
+    stage: str
+    error: Exception
+
+    @property
+    def message(self) -> str:
+        return str(self.error)
+
+
+Event = RunStarted | Evaluating | Evaluated | Training | Step | Trained | Finished | Stopped | Failed
+
+# --------------------------------------------------------------------------------- the run
+
+
+def run_grpo(
+    config: Any,
+    policy: Any | Callable[[], Any],
+    rows: Sequence[Any],
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    eval_rows: Sequence[Any] = (),
+    evaluate: Callable[[Any, Sequence[Any]], dict[str, Any]] | None = None,
+    eval_before: bool = False,
+    eval_after: bool = False,
+    evals: dict[str, Any] | None = None,
+    eval_fn: Callable[[Any], dict[str, Any]] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Iterator[Event]:
+    """Load the policy (``policy``: a policy, or a function that loads one), evaluate it on
+    ``eval_rows`` (``eval_before``), train it with ``tinyr1.grpo.train`` into ``run_dir`` (one
+    ``Step`` per step), evaluate it again (``eval_after``), then ``Finished``.
+
+    ``evaluate(policy, rows)`` returns a report (tinyr1.evaluate's); without it, or without
+    ``eval_rows``, nothing is evaluated. Each evaluation is added to ``evals`` (the run's earlier
+    ones, e.g. ``read_evals(run_dir)`` on resume) and written to ``run_dir/eval.json``.
+    ``eval_fn`` is the loop's periodic evaluation hook (``config.eval_every``). Errors end the
+    stream with a ``Failed`` event; KeyboardInterrupt propagates (the loop checkpoints first)."""
+    run_dir = Path(run_dir)
+    evals = dict(evals or {})
+    try:
+        model = policy() if callable(policy) else policy
+    except Exception as exc:  # a missing or broken checkpoint
+        yield Failed("load", exc)
+        return
+    start_step = newest_step(run_dir) if resume else 0
+    yield RunStarted(run_dir, model, start_step, len(rows), len(eval_rows))
+    can_evaluate = evaluate is not None and len(eval_rows) > 0
+    if eval_before and can_evaluate:
+        failed = yield from _evaluate("before", model, eval_rows, evaluate, evals, run_dir)
+        if failed:
+            return
+    trained = yield from _train(config, model, rows, run_dir, resume, start_step, eval_fn, should_stop)
+    if trained is None:
+        return
+    seconds, last = trained
+    yield Trained(run_dir / "final", seconds, last)
+    if eval_after and can_evaluate:
+        failed = yield from _evaluate("after", model, eval_rows, evaluate, evals, run_dir)
+        if failed:
+            return
+    yield Finished(run_dir, run_dir / "final", config.steps, seconds, evals, last)
+
+
+def _evaluate(which: str, policy: Any, rows: Sequence[Any], evaluate: Callable, evals: dict[str, Any],
+              run_dir: Path) -> Iterator[Event]:
+    """One evaluation as events; returns True when it failed."""
+    yield Evaluating(which, len(rows))
+    try:
+        report = evaluate(policy, rows)
+    except Exception as exc:
+        yield Failed(f"eval_{which}", exc)
+        return True
+    evals[f"eval_{which}"] = report
+    run_dir.mkdir(parents=True, exist_ok=True)  # a new run's folder may not exist before training
+    (run_dir / EVAL_FILE).write_text(json.dumps(evals, indent=2) + "\n")
+    yield Evaluated(which, report, dict(evals))
+    return False
+
+
+def _train(config: Any, policy: Any, rows: Sequence[Any], run_dir: Path, resume: bool, start_step: int,
+           eval_fn: Callable | None, should_stop: Callable[[], bool] | None) -> Iterator[Event]:
+    """The training loop as events; returns (seconds, last metrics) when it completed, else None.
+    Closing this generator closes the loop, which writes a checkpoint of the last completed step."""
+    from tinyr1.grpo import train
+
+    yield Training(start_step, config.steps)
+    started = time.perf_counter()
+    try:
+        gen = train(config, policy, rows, run_dir, resume=resume, eval_fn=eval_fn)
+    except Exception as exc:  # settings the loop refuses (GRPOConfigError)
+        yield Failed("train", exc)
+        return None
+    last: dict[str, float] = {}
+    try:
+        for record in gen:
+            last = record.metrics
+            yield Step(record, start_step, time.perf_counter() - started)
+            if should_stop is not None and should_stop():
+                gen.close()  # writes a checkpoint of the last completed step
+                step = newest_step(run_dir)
+                folder = run_dir / "checkpoints" / f"step-{step:06d}"
+                yield Stopped(step, folder if step else None)
+                return None
+    except Exception as exc:  # resume refused (other settings, data or policy), or a failing step
+        yield Failed("train", exc)
+        return None
+    finally:
+        gen.close()
+    return time.perf_counter() - started, last
