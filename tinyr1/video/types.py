@@ -5,11 +5,12 @@ Import them from ``tinyr1.video`` (the package re-exports every name here that c
 """
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+
+from tinyr1.limits import DECODED_PIXELS
 
 BACKENDS = ("auto", "decord", "pyav")
 SEEK_MODES = ("exact", "keyframe")
@@ -19,11 +20,12 @@ class VideoError(ValueError):
     """Bad video input (missing, unreadable, truncated, over the limits...): the one error type."""
 
 
-#: The environment variable that sets the default decoded-pixel budget (VideoLimits.max_decoded_pixels).
-BUDGET_ENV = "TINYR1_MAX_DECODED_PIXELS"
-#: Its default: 64 frames of 1024x1024, 201 MB of RGB frames per call. 16 frames of 1080p (33M
-#: pixels) fit unchanged; 64 frames of 8K (2.3G pixels, 6.8 GB) are shrunk to 1.0M pixels each.
-DEFAULT_MAX_DECODED_PIXELS = 64 * 1024 * 1024
+#: The environment variable that sets the default decoded-pixel budget (VideoLimits.max_decoded_pixels):
+#: tinyr1.limits.DECODED_PIXELS, where every public limit is defined.
+BUDGET_ENV = DECODED_PIXELS.env
+#: Its default: 100M pixels, 300 MB of RGB frames per call. 16 frames of 1080p (33M pixels) fit
+#: unchanged; 64 frames of 8K (2.3G pixels, 6.8 GB) are shrunk to 1.56M pixels each.
+DEFAULT_MAX_DECODED_PIXELS = DECODED_PIXELS.default
 #: Frames are shrunk towards ``target_size`` only when their short side is over this many times
 #: it, and then to this many times it (see _plan_resize).
 DECODE_MARGIN = 2
@@ -32,17 +34,10 @@ MIN_DECODED_SIDE = 16
 
 
 def _budget_from_env() -> int:
-    raw = os.environ.get(BUDGET_ENV, "").strip()
-    if not raw:
-        return DEFAULT_MAX_DECODED_PIXELS
     try:
-        value = int(raw.replace("_", ""))
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise VideoError(f"{BUDGET_ENV}={raw!r}: expected a positive whole number of pixels "
-                         f"(e.g. {DEFAULT_MAX_DECODED_PIXELS}, 64 frames of 1024x1024)")
-    return value
+        return DECODED_PIXELS.value  # read at each call: a launcher or test may set the variable late
+    except ValueError as exc:  # a malformed variable is bad input to load_frames, like a bad argument
+        raise VideoError(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -57,10 +52,10 @@ class VideoLimits:
       max_frames = 256           frames asked per call (the paper uses 16; 256 x 8K would be ~27 GB)
       max_decode_seconds = 120   wall-clock guard on the PyAV decode loop (decord cannot be cut: it
                                  only gets files that PyAV probed, in containers and codecs it knows)
-      max_decoded_pixels         all frames of one call together, after decoding: 64 x 1024 x 1024
-                                 by default, or env TINYR1_MAX_DECODED_PIXELS; larger frames are
-                                 shrunk while decoding (aspect kept), so 64 frames of 8K hold
-                                 ~200 MB instead of 6.8 GB (see load_frames)
+      max_decoded_pixels         all frames of one call together, after decoding: 100M pixels by
+                                 default (tinyr1.limits.DECODED_PIXELS, env TINYR1_MAX_DECODED_PIXELS);
+                                 larger frames are shrunk while decoding (aspect kept), so 64
+                                 frames of 8K hold 300 MB instead of 6.8 GB (see load_frames)
     """
 
     max_bytes: int = 2 * 1024**3
