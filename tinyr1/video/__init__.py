@@ -42,7 +42,7 @@ the output size. Timestamps are presentation times in seconds from the start of 
 Memory: all frames of one call together stay within a decoded-pixel budget
 (``VideoLimits.max_decoded_pixels``: tinyr1.limits.DECODED_PIXELS, 100M pixels, or env
 TINYR1_MAX_DECODED_PIXELS). Larger frames are shrunk by swscale while decoding, aspect kept, so no
-full-size RGB frame is kept: 64 frames of 8K peak at 640 MiB instead of 13 GB (docs/BENCHMARKS.md,
+full-size RGB frame is kept: 64 frames of 8K peak at 830 MiB instead of 13 GB (docs/BENCHMARKS.md,
 "Frame loading"). A caller that resizes to a model's input passes ``target_size`` to have frames
 far larger than that input shrunk too.
 
