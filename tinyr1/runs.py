@@ -346,7 +346,10 @@ def _evaluate(which: str, policy: Any, rows: Sequence[Any], evaluate: Callable, 
         return True
     evals[f"eval_{which}"] = report
     run_dir.mkdir(parents=True, exist_ok=True)  # a new run's folder may not exist before training
-    (run_dir / EVAL_FILE).write_text(json.dumps(evals, indent=2) + "\n")
+    from tinyr1.files import atomic_file
+
+    with atomic_file(run_dir / EVAL_FILE) as fh:  # a crash mid-write keeps the previous evaluations
+        fh.write(json.dumps(evals, indent=2) + "\n")
     yield Evaluated(which, report, dict(evals))
     return False
 
