@@ -339,7 +339,7 @@ class GRPORunner:
             rows = load_dataset(run_dir / info["data"]["train"])
             eval_rows = load_dataset(run_dir / info["data"]["eval"]) if info["data"].get("eval") else []
         except (ValueError, KeyError, OSError) as exc:
-            yield _error(f"Cannot resume: {exc}", run)
+            yield _error(f"Cannot resume: {relative_paths(str(exc), self.root)}", run)
             return
         done_at = newest_step(run_dir)
         if done_at >= config.steps:

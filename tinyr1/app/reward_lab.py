@@ -32,7 +32,9 @@ def show_r2(r0: float, r1: float, tied: bool, r2: float) -> Any:
     return gr.update(value=r0 + r1 if tied else r2, interactive=not tied)
 
 
-def checked_reward_lab(completion: str, answer: str = "", options: str = "", *params: Any) -> tuple[Any, ...]:
+def checked_reward_lab(completion: str, answer: str = "", options: str = "", r0: float = 0.5, r1: float = 0.5,
+                       max_len: float = 1200, tie_r2: bool = True, r2: float | None = 1.0,
+                       official: bool = False) -> tuple[Any, ...]:
     """``/reward``: the breakdown of a completion (tables.reward_lab), after the limits: a
     completion over COMPLETION_CHARS or a bad option count is refused with a message, unscored."""
     try:
@@ -41,7 +43,7 @@ def checked_reward_lab(completion: str, answer: str = "", options: str = "", *pa
     except LimitError as exc:
         empty = empty_table()
         return {"error": str(exc)}, reward_chart(empty), empty, f"⚠️ {md_text(str(exc))}"
-    return reward_lab(completion, answer, options, *params)
+    return reward_lab(completion, answer, options, r0, r1, max_len, tie_r2, r2, official)
 
 
 def landscape_plot(*params: Any) -> Any:
