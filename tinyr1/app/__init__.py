@@ -7,8 +7,10 @@
     build_app(root).launch(**launch_kwargs(root))
 
 Layout of the package:
-- ``settings``: serving settings (queue size, upload limit ...; some from the environment) and the
-  ZeroGPU hook;
+- ``settings``: serving settings (queue size, upload limit, disk rules ...; some from the
+  environment) and the ZeroGPU hook;
+- ``guard``: every request checked against tinyr1.limits before model work, upload totals, the
+  disk check, Markdown-safe messages (docs/RELIABILITY.md, "Public app");
 - ``tables``: the gradio-free tables and charts (reward breakdown, landscape, GRPO plots);
 - ``policies``: the policy picker (tinyr1.registry's entries as this root sees them, the banner);
 - ``reason``: ``Workbench`` (the app's state, the Reason generator) and the Reason tab;
