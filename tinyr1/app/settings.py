@@ -25,6 +25,7 @@ from gradio.utils import get_upload_folder
 from tinyr1.app.guard import env_number
 from tinyr1.format import LETTERS
 from tinyr1.limits import UPLOAD_BYTES
+from tinyr1.policy.spec import QUANTIZATION_CHOICES
 
 #: How many requests may wait for the model before new ones are turned away ("queue is full").
 QUEUE_SIZE = int(os.environ.get("TINYR1_QUEUE_SIZE", "16"))
@@ -57,7 +58,8 @@ FRAME_SIDE = 448
 THUMB_SIDE = 256
 #: The option boxes of the Reason tab (A-D, as in the paper's multiple-choice sets).
 OPTION_LETTERS = LETTERS[:4]
-QUANTIZATIONS = ("none", "nf4", "int8")
+#: The quantization choices, spelled for a picker ("none" instead of None).
+QUANTIZATIONS = QUANTIZATION_CHOICES
 DEFAULT_QUESTION = "What happens in this video?"
 
 THEME = gr.themes.Soft(primary_hue="indigo", neutral_hue="slate")
