@@ -41,6 +41,7 @@ sequence flips direction and order under ``reversed`` and loses them under ``fir
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import time
 from pathlib import Path
@@ -77,11 +78,13 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, float | int]:
     }
 
 
-def load_video_frames(row: VideoQA, num_frames: int) -> np.ndarray:
-    """The frames of a row's video file (uniform sampling, the file's own size)."""
+def load_video_frames(row: VideoQA, num_frames: int, target_size: int | None = None) -> np.ndarray:
+    """The frames of a row's video file (uniform sampling). ``target_size``: the policy's input
+    side; much larger frames are shrunk while decoding (tinyr1.video's pixel budget), smaller
+    ones keep the file's own size."""
     from tinyr1.video import load_frames
 
-    return load_frames(row.video, num_frames).frames
+    return load_frames(row.video, num_frames, target_size=target_size).frames
 
 
 def background_value(row: VideoQA, frames: np.ndarray) -> np.ndarray:
@@ -174,7 +177,7 @@ def evaluate(
         raise PolicyError(f"{len(missing)} questions have no answer to check (first: {missing[0]})")
     config = reward_config or RewardConfig()
     num_frames = int(settings.num_frames or policy.num_frames)
-    loader = frames or load_video_frames
+    loader = frames or functools.partial(load_video_frames, target_size=policy.image_size)
     if ablation is not None:
         loader = ablate(ablation, rows, loader)
     base_seed = settings.seed
