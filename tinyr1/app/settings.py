@@ -16,6 +16,7 @@ from typing import Callable
 import gradio as gr
 
 from tinyr1.format import LETTERS
+from tinyr1.policy.spec import QUANTIZATION_CHOICES
 
 #: How many requests may wait for the model before new ones are turned away ("queue is full").
 QUEUE_SIZE = int(os.environ.get("TINYR1_QUEUE_SIZE", "16"))
@@ -36,7 +37,8 @@ FRAME_SIDE = 448
 THUMB_SIDE = 256
 #: The option boxes of the Reason tab (A-D, as in the paper's multiple-choice sets).
 OPTION_LETTERS = LETTERS[:4]
-QUANTIZATIONS = ("none", "nf4", "int8")
+#: The quantization choices, spelled for a picker ("none" instead of None).
+QUANTIZATIONS = QUANTIZATION_CHOICES
 DEFAULT_QUESTION = "What happens in this video?"
 
 THEME = gr.themes.Soft(primary_hue="indigo", neutral_hue="slate")
