@@ -246,7 +246,7 @@ def plan(
 
 def device_memory_gb(device: str | None = None) -> tuple[str, float | None]:
     """(device name, its memory in GB): free + used of the GPU (torch.cuda.mem_get_info) when one
-    is there, else the machine's MemAvailable (/proc/meminfo, psutil where that is missing)."""
+    is there, else the machine's MemAvailable (/proc/meminfo; None where there is none)."""
     try:
         import torch
 
@@ -259,14 +259,9 @@ def device_memory_gb(device: str | None = None) -> tuple[str, float | None]:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemAvailable:"):
                 return "cpu", int(line.split()[1]) * 1024 / GB
-    except OSError:
+    except OSError:  # not Linux: no figure to warn against
         pass
-    try:
-        import psutil
-
-        return "cpu", psutil.virtual_memory().available / GB
-    except ImportError:
-        return "cpu", None
+    return "cpu", None
 
 
 def table(result: dict[str, Any]) -> str:
