@@ -29,7 +29,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "tinyr1"
 LAYERS: dict[str, int] = {
     "tinyr1": 4, "tinyr1.__main__": 4, "tinyr1.app": 4, "tinyr1.cli": 4,
     "tinyr1.runs": 3, "tinyr1.grpo": 3, "tinyr1.tiny": 3,
-    "tinyr1.policy": 2, "tinyr1.evaluate": 2, "tinyr1.registry": 2,
+    "tinyr1.policy": 2, "tinyr1.evaluate": 2, "tinyr1.registry": 2, "tinyr1.plan": 2,
     "tinyr1.models": 1, "tinyr1.video": 1, "tinyr1.data": 1, "tinyr1.world": 1, "tinyr1.rewards": 1,
     "tinyr1.format": 1, "tinyr1.tokenizer": 1, "tinyr1.files": 1, "tinyr1.limits": 1, "tinyr1.archive": 1, "tinyr1.checkpoints": 1,
     "tinyr1.conclusion": 1,
