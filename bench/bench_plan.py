@@ -2,6 +2,7 @@
 
     PYTHONPATH=. .venv/bin/python bench/bench_plan.py                   # every size of both families
     PYTHONPATH=. .venv/bin/python bench/bench_plan.py --sizes s --json out.json
+    PYTHONPATH=. .venv/bin/python bench/bench_plan.py --sizes m --families qwen2_5_vl --checkpointing on
     PYTHONPATH=. .venv/bin/python bench/bench_plan.py --one '{"family": "tinyllava", "hidden": 256, ...}'
 
 Each shape runs in its own fresh Python process (``--one``): a random policy of that shape
@@ -114,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="s,m,l", help="comma-separated keys of SIZES (default s,m,l)")
     parser.add_argument("--checkpointing", default="on,off", help="on, off or on,off (default both)")
+    parser.add_argument("--families", default="tinyllava,qwen2_5_vl", help="comma-separated (default both)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args(argv)
@@ -124,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'family':<11}{'hidden':>7}{'layers':>7}{'ckpt':>6}{'params':>10}{'measured GB':>13}{'plan GB':>9}{'error':>8}")
     for size in args.sizes.split(","):
         for family, hidden, layers in SIZES[size]:
+            if family not in args.families.split(","):
+                continue
             for ck in args.checkpointing.split(","):
                 row = compare({"family": family, "hidden": hidden, "layers": layers, "checkpointing": ck == "on"})
                 rows.append(row)

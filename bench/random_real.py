@@ -1,6 +1,6 @@
 """Random TinyLLaVA-Video policies built in memory, for the benchmarks that need a model of the
 published size without its weights (no network here): ``bench/memory_figures.py --speed`` and
-``bench/bench_grpo.py --size real``.
+``bench/bench_grpo.py --size real`` and ``bench/bench_cpu_decode.py``.
 
     from random_real import random_weights, load_random_policy
     config, tokenizer, state = random_weights("real")            # the TinyLLaVA-Video-R1 architecture
@@ -11,7 +11,7 @@ published size without its weights (no network here): ``bench/memory_figures.py 
 parameters), ``"tiny"`` the embedded size (``tinyr1.models.tinyllava.random``); the tokenizer is a 400-token
 one trained on ``tinyr1.tokenizer.default_corpus()`` (ids beyond it are never sampled, see
 ``Policy.suppressed_token_ids``); the weights are drawn with ``torch.manual_seed(seed)`` by the
-model's own initialisation, cast to bf16, and kept on the CPU without the tied LM head. Built
+model's own initialisation in bf16 (7.2 GB at the real size, never a float32 copy), and kept on the CPU without the tied LM head. Built
 once per (size, seed, init_device) and process: a second call returns the same objects.
 ``init_device="cuda"`` draws them on the GPU (seconds instead of about a minute on the CPU for the
 real size; other random numbers than a CPU draw) and still keeps them on the CPU.
@@ -56,14 +56,25 @@ def random_weights(size: str = "real", *, seed: int = 0, init_device: str = "cpu
     else:
         raise ValueError(f"unknown size {size!r}; use real or tiny")
     torch.manual_seed(seed)
-    with torch.device(init_device):
-        base = TinyLlavaVideoForConditionalGeneration(config).to(torch.bfloat16)
+    # Built in bf16 from the start: a float32 build of the real size would hold 14 GB on the way.
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.bfloat16)
+    try:
+        with torch.device(init_device):
+            base = TinyLlavaVideoForConditionalGeneration(config).to(torch.bfloat16)
+    finally:
+        torch.set_default_dtype(default)
     state = {k: v.to("cpu") for k, v in base.state_dict().items() if k != "language_model.lm_head.weight"}
     del base
     if str(init_device).startswith("cuda"):
         torch.cuda.empty_cache()
     _BUILT[key] = (config, tokenizer, state)
     return _BUILT[key]
+
+
+def forget_weights() -> None:
+    """Drop the cached state dicts (7.2 GB at the real size) once their policy is loaded."""
+    _BUILT.clear()
 
 
 def load_random_policy(config: Any, tokenizer: Any, state: dict, device: str, quantization: str | None = None,
