@@ -15,14 +15,18 @@ no torch; ``plan`` imports it to build the meta model.
 The model follows tinyr1's GRPO loop (tinyr1/grpo/loop.py) after the lean changes: log-probs
 through the LM head in chunks of ``LOGPROB_CHUNK_ELEMENTS`` (``full_logits=True`` models the
 [rows, T, vocab] logits of before), each prompt once with its G completions packed after it in the
-update, activation checkpointing of the language model's layers (``checkpointing``). A step has two
-phases and the peak is the larger one:
+update, activation checkpointing of the language model's layers (``checkpointing``). A step has three
+phases and the peak is the largest:
 
 - rollout: weights + reference + optimizer state + the key/value cache of generate (every row holds
   its own copy of the prompt) + the prefill's transient + the vision tower's features;
 - update: weights + reference + optimizer state + gradients + saved activations + one layer's
   working set in the backward + logits + the packed attention mask + vision features and the
-  trainable connector's activations.
+  trainable connector's activations;
+- AdamW's step: weights + reference + optimizer state + gradients (all still held) + the
+  temporary sqrt(exp_avg_sq) the update makes (``_adamw_temporary``: every parameter's at once on
+  CUDA, one tensor's at a time on the CPU). In full fine-tuning on a GPU this phase, not the
+  backward, is the peak.
 
 ``device="cuda"`` predicts bytes allocated by torch (``torch.cuda.max_memory_allocated``: bf16
 compute); ``device="cpu"`` a fresh process's peak resident memory (VmHWM: float32 compute) and
@@ -153,6 +157,20 @@ def _layer_values_per_token(a: Arch, lora_r: int, w: int) -> float:
     return base
 
 
+def _adamw_temporary(a: Arch, lora_r: int, w: int, trainable: int, device: str) -> int:
+    """Bytes AdamW's step allocates above the gradients and its state, which are all still held
+    then: sqrt(exp_avg_sq) as a new tensor. torch's foreach implementation (its default for CUDA
+    tensors) makes it for every parameter at once, one trainable-sized list; the per-parameter loop
+    (its default on the CPU) makes the square root and its quotient for one tensor at a time: twice
+    the largest trainable tensor (the embedding or an MLP matrix in full fine-tuning; a LoRA B or
+    a connector matrix otherwise, both far smaller, counted as the MLP's rank-r factor)."""
+    if device == "cuda":
+        return trainable
+    if lora_r:
+        return 2 * lora_r * a.intermediate * 4
+    return 2 * max(a.vocab * a.hidden, a.hidden * a.intermediate) * w
+
+
 def _checked_settings(quantization: str, device: str, lora_r: int, G: int, prompts: int,
                       max_new_tokens: int) -> str:
     """The quantization's name, after refusing settings no run could have (PolicyError)."""
@@ -234,9 +252,11 @@ def plan(
     rollout = {**static, "kv_cache": kv_cache, "prefill": prefill, "vision": vision + vision_tower_pass}
     update = {**static, "gradients": trainable, "activations": activations + backward_layer + mask,
               "logits": logits, "vision": vision + connector_act}
+    step = {**static, "gradients": trainable, "adamw_step": _adamw_temporary(a, lora_r, w, trainable, device)}
+    phases = {"rollout": rollout, "update": update, "adamw_step": step}
     if device == "cpu":
-        rollout["process"] = update["process"] = int(CPU_PROCESS_BASELINE_GB * GB)
-    phases = {"rollout": rollout, "update": update}
+        for ph in phases.values():
+            ph["process"] = int(CPU_PROCESS_BASELINE_GB * GB)
     peak_phase = max(phases, key=lambda k: sum(phases[k].values()))
     gb = {k: {name: round(v / GB, 3) for name, v in ph.items()} for k, ph in phases.items()}
     return {
@@ -275,12 +295,13 @@ def device_memory_gb(device: str | None = None) -> tuple[str, float | None]:
 
 def table(result: dict[str, Any]) -> str:
     """The phases side by side as a plain-text table, the peak last."""
-    names = list(dict.fromkeys([*result["phases"]["rollout"], *result["phases"]["update"]]))
-    lines = [f"{'part':<14}{'rollout GB':>12}{'update GB':>12}"]
+    names = list(dict.fromkeys(name for ph in result["phases"].values() for name in ph))
+    phases = list(result["phases"])
+    lines = [f"{'part':<14}" + "".join(f"{ph + ' GB':>16}" for ph in phases)]
     for name in names:
-        cells = [result["phases"][ph].get(name) for ph in ("rollout", "update")]
-        lines.append(f"{name:<14}" + "".join(f"{c:>12.3f}" if c is not None else f"{'-':>12}" for c in cells))
-    lines.append(f"{'total':<14}" + "".join(f"{sum(result['phases'][ph].values()):>12.3f}" for ph in ("rollout", "update")))
+        cells = [result["phases"][ph].get(name) for ph in phases]
+        lines.append(f"{name:<14}" + "".join(f"{c:>16.3f}" if c is not None else f"{'-':>16}" for c in cells))
+    lines.append(f"{'total':<14}" + "".join(f"{sum(result['phases'][ph].values()):>16.3f}" for ph in phases))
     lines.append(f"predicted peak: {result['peak_gb']:.2f} GB ({result['peak_phase']}, {result['settings']['device']})")
     return "\n".join(lines)
 
