@@ -70,13 +70,55 @@ def load(quantization: str | None, size: str = "real"):
     return policy, draw_s, load_s
 
 
-def run(quantization: str | None, n_frames: int, tokens: int, repeats: int, size: str = "real") -> dict:
+def lm_decode(policy, prompt_length: int, tokens: int, repeats: int) -> list[float]:
+    """Decode tokens/s of the language model alone, greedy, after a ``prompt_length``-token text
+    prompt: the time between the first and the last new token over the tokens between them (one
+    LogitsProcessor call per new token marks each), for a warm-up call and then ``repeats`` calls."""
+    import torch
+    from transformers import LogitsProcessor, LogitsProcessorList
+
+    class Clock(LogitsProcessor):
+        def __init__(self) -> None:
+            self.marks: list[float] = []
+
+        def __call__(self, input_ids, scores):
+            self.marks.append(time.perf_counter())
+            return scores
+
+    lm = policy.model.language_model
+    ids = torch.randint(10, len(policy.tokenizer) - 1, (1, prompt_length), generator=torch.Generator().manual_seed(0))
+    speeds = []
+    for i in range(repeats + 1):
+        clock = Clock()
+        n = 4 if i == 0 else tokens
+        with torch.inference_mode():
+            lm.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, min_new_tokens=n,
+                        do_sample=False, logits_processor=LogitsProcessorList([clock]),
+                        pad_token_id=policy.tokenizer.pad_token_id)
+        if i:
+            speeds.append((len(clock.marks) - 1) / (clock.marks[-1] - clock.marks[0]))
+            print(f"run {i}: {speeds[-1]:.3f} tokens/s decode (language model alone)", flush=True)
+    return speeds
+
+
+def run(quantization: str | None, n_frames: int, tokens: int, repeats: int, size: str = "real",
+        lm_prompt: int = 0) -> dict:
     import torch
 
     from tinyr1.policy import GenerationSettings
 
     policy, draw_s, load_s = load(quantization, size)
+    print(f"loaded: draw {draw_s:.0f} s, load {load_s:.0f} s", flush=True)
     batch = policy.build_inputs([(frames(n_frames), QUESTION, OPTIONS)])
+    if lm_prompt:
+        speeds = lm_decode(policy, lm_prompt, tokens, repeats)
+        return {"quantization": quantization or "bf16", "mode": "language model alone", "new_tokens": tokens,
+                "repeats": repeats, "lm_prompt_tokens": lm_prompt, "video_prompt_length": int(batch.input_ids.shape[1]),
+                "parameters": sum(p.numel() for p in policy.model.parameters()),
+                "median": {"tokens_per_s": statistics.median(speeds)}, "runs_tokens_per_s": speeds,
+                "draw_s": draw_s, "load_s": load_s, "torch_threads": torch.get_num_threads(),
+                "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9,
+                "load_average": os.getloadavg(), "torch": torch.__version__}
     policy._run_generate(batch, GenerationSettings(max_new_tokens=4, temperature=0.0, seed=0))  # warm-up
     runs = []
     for i in range(repeats):
@@ -102,17 +144,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--lm-only", type=int, default=0, metavar="PROMPT_TOKENS",
+                        help="time the language model's decode alone after this many text tokens (no vision encode)")
     parser.add_argument("--size", default="real", choices=["real", "tiny"], help="tiny: a quick check of the script")
     parser.add_argument("--json", metavar="PATH", help="also write the numbers as JSON")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    r = run(None if args.quantization == "bf16" else args.quantization, args.frames, args.tokens, args.repeats, args.size)
+    r = run(None if args.quantization == "bf16" else args.quantization, args.frames, args.tokens, args.repeats, args.size,
+            args.lm_only)
     m = r["median"]
-    print(f"{args.size}-size random policy, {r['quantization']}, {r['parameters'] / 1e9:.2f}B parameters, {r['frames']} frames "
-          f"(prompt {r['prompt_length']} positions), batch 1, greedy, {r['new_tokens']} new tokens, median of "
-          f"{r['repeats']}: encode {m['encode_s']:.1f} s, prefill {m['prefill_s']:.1f} s, decode {m['decode_s']:.1f} s "
-          f"= {m['tokens_per_s']:.2f} tokens/s; peak RSS {r['peak_rss_gb']:.1f} GB; load average "
-          f"{', '.join(f'{x:.1f}' for x in r['load_average'])}")
+    if args.lm_only:
+        print(f"{args.size}-size random policy, {r['quantization']}, language model alone after {args.lm_only} tokens, batch 1, "
+              f"greedy, {r['new_tokens']} new tokens, median of {r['repeats']}: {m['tokens_per_s']:.3f} tokens/s "
+              f"(runs {', '.join(f'{x:.3f}' for x in r['runs_tokens_per_s'])}); the 16-frame prompt is "
+              f"{r['video_prompt_length']} positions; peak RSS {r['peak_rss_gb']:.1f} GB; load average "
+              f"{', '.join(f'{x:.1f}' for x in r['load_average'])}")
+    else:
+        print(f"{args.size}-size random policy, {r['quantization']}, {r['parameters'] / 1e9:.2f}B parameters, {r['frames']} frames "
+              f"(prompt {r['prompt_length']} positions), batch 1, greedy, {r['new_tokens']} new tokens, median of "
+              f"{r['repeats']}: encode {m['encode_s']:.1f} s, prefill {m['prefill_s']:.1f} s, decode {m['decode_s']:.1f} s "
+              f"= {m['tokens_per_s']:.2f} tokens/s; peak RSS {r['peak_rss_gb']:.1f} GB; load average "
+              f"{', '.join(f'{x:.1f}' for x in r['load_average'])}")
     if args.json:
         Path(args.json).write_text(json.dumps(r, indent=2) + "\n")
     return 0

@@ -3,6 +3,7 @@
     PYTHONPATH=. .venv/bin/python bench/bench_plan.py                   # every size of both families
     PYTHONPATH=. .venv/bin/python bench/bench_plan.py --sizes s --json out.json
     PYTHONPATH=. .venv/bin/python bench/bench_plan.py --sizes m --families qwen2_5_vl --checkpointing on
+    PYTHONPATH=. .venv/bin/python bench/bench_plan.py --predict                # the plan only, no step run
     PYTHONPATH=. .venv/bin/python bench/bench_plan.py --one '{"family": "tinyllava", "hidden": 256, ...}'
 
 Each shape runs in its own fresh Python process (``--one``): a random policy of that shape
@@ -90,6 +91,25 @@ def run_one(shape: dict) -> dict:
             "params": sum(p.numel() for p in policy.model.parameters())}
 
 
+def predict_only(shape: dict) -> dict:
+    """The plan for ``shape`` without running a step (to recompute a table after a formula change):
+    the same config and prompt length as ``run_one`` would use."""
+    import numpy as np
+
+    from tinyr1.plan import plan
+
+    policy = _policy(shape)
+    prompt = policy.build_inputs([(np.zeros((RUN["frames"], 64, 64, 3), "uint8"), "Which way does it move?",
+                                   ["left", "right"])])
+    token = policy.config.video_token_id if shape["family"] == "qwen2_5_vl" else policy.config.image_token_index
+    text = prompt.input_ids.shape[1] - int((prompt.input_ids == token).sum())
+    with tempfile.TemporaryDirectory() as tmp:
+        policy.core.config.to_json_file(str(Path(tmp) / "config.json"))
+        return plan(str(Path(tmp) / "config.json"), device="cpu", frames=RUN["frames"], G=RUN["G"],
+                    prompts=RUN["prompts"], max_new_tokens=RUN["max_new_tokens"], checkpointing=shape["checkpointing"],
+                    prompt_tokens=text, max_pixels=QWEN_MAX_PIXELS)
+
+
 def compare(shape: dict) -> dict:
     """Run ``shape`` in a fresh process and put the plan for the same shapes beside it."""
     from tinyr1.plan import plan
@@ -117,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpointing", default="on,off", help="on, off or on,off (default both)")
     parser.add_argument("--families", default="tinyllava,qwen2_5_vl", help="comma-separated (default both)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--predict", action="store_true", help="only print the plan for each shape (no step run)")
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args(argv)
     if args.one:
@@ -129,6 +150,11 @@ def main(argv: list[str] | None = None) -> int:
             if family not in args.families.split(","):
                 continue
             for ck in args.checkpointing.split(","):
+                if args.predict:
+                    p = predict_only({"family": family, "hidden": hidden, "layers": layers, "checkpointing": ck == "on"})
+                    print(f"{family:<11}{hidden:>7}{layers:>7}{ck:>6}  plan {p['peak_gb']:.3f} GB ({p['peak_phase']}) "
+                          f"{p['parts']}", flush=True)
+                    continue
                 row = compare({"family": family, "hidden": hidden, "layers": layers, "checkpointing": ck == "on"})
                 rows.append(row)
                 print(f"{family:<11}{hidden:>7}{layers:>7}{ck:>6}{row['params'] / 1e6:>9.1f}M{row['measured_gb']:>13.3f}"
