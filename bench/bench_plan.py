@@ -96,11 +96,14 @@ def predict_only(shape: dict) -> dict:
     the same config and prompt length as ``run_one`` would use."""
     import numpy as np
 
+    from tinyr1.data import load_dataset
     from tinyr1.plan import plan
+    from tinyr1.world import write_split
 
     policy = _policy(shape)
-    prompt = policy.build_inputs([(np.zeros((RUN["frames"], 64, 64, 3), "uint8"), "Which way does it move?",
-                                   ["left", "right"])])
+    with tempfile.TemporaryDirectory() as tmp:  # the same first question as run_one's
+        row = load_dataset(write_split("train", 2, Path(tmp) / "world", progress=False))[0]
+        prompt = policy.build_inputs([(np.zeros((RUN["frames"], 64, 64, 3), "uint8"), row.question, row.options)])
     token = policy.config.video_token_id if shape["family"] == "qwen2_5_vl" else policy.config.image_token_index
     text = prompt.input_ids.shape[1] - int((prompt.input_ids == token).sum())
     with tempfile.TemporaryDirectory() as tmp:
@@ -144,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_one(json.loads(args.one))))
         return 0
     rows = []
-    print(f"{'family':<11}{'hidden':>7}{'layers':>7}{'ckpt':>6}{'params':>10}{'measured GB':>13}{'plan GB':>9}{'error':>8}")
+    if not args.predict:
+        print(f"{'family':<11}{'hidden':>7}{'layers':>7}{'ckpt':>6}{'params':>10}{'measured GB':>13}{'plan GB':>9}{'error':>8}")
     for size in args.sizes.split(","):
         for family, hidden, layers in SIZES[size]:
             if family not in args.families.split(","):

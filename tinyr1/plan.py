@@ -33,8 +33,9 @@ compute); ``device="cpu"`` a fresh process's peak resident memory (VmHWM: float3
 adds ``CPU_PROCESS_BASELINE_GB``, the resident memory of Python with torch, transformers, peft and
 tinyr1 imported, and ``CPU_STEP_OVERHEAD_GB``, the constant a run's setup adds (both measured, see
 the constants). Not modelled on the CPU: glibc keeps part of the memory the rollout and the
-backward freed, so later phases stack on some of it (the plan runs 1-10% low for that). bench/bench_plan.py checks the model against
-measured peaks (docs/BENCHMARKS.md, "tinyr1 plan against measurement").
+backward freed, so later phases stack on some of it (the plan runs 0.5-7% low for that).
+bench/bench_plan.py checks the model against measured peaks (docs/BENCHMARKS.md, "tinyr1 plan
+against measurement").
 """
 from __future__ import annotations
 
