@@ -103,16 +103,18 @@ class _RunView:
     def __init__(self, run_dir: Path, steps: int, start_step: int) -> None:
         self.run_dir, self.label, self.steps, self.start_step = run_dir, run_label(run_dir), steps, start_step
         self.result: dict[str, Any] = {"phase": "prepare", "run": self.label, "step": 0, "steps": steps, "done": False,
-                                       "error": None, "final": None}
+                                       "error": None, "final": None, "diagnosis": None}
         self.evals: dict[str, Any] = runs.read_evals(run_dir)
         self.plot_file = run_dir / PLOT_FILE
         self.history = runs.read_history(self.plot_file, start_step)
         self.seconds = 0.0  # the training loop's time, once it ended
         self.eval_n = 0  # questions of the evaluation under way
         self.policy_label = ""
+        self.warning = ""  # runs.CannotLearn's text, repeated under every later step
 
     def update(self, status: str, phase: str, **kw: Any) -> TrainUpdate:
-        self.result.update(phase=phase, **{k: v for k, v in kw.items() if k in ("step", "metrics", "error", "final", "done")})
+        self.result.update(phase=phase, **{k: v for k, v in kw.items()
+                                           if k in ("step", "metrics", "error", "final", "done", "diagnosis")})
         self.result.update(eval_before=self.evals.get("eval_before"), eval_after=self.evals.get("eval_after"))
         return TrainUpdate(status=status, phase=phase, run=self.label, step=self.result["step"], steps=self.steps,
                            result=dict(self.result), error=self.result.get("error"), new_run=kw.get("new_run", False),
@@ -136,7 +138,7 @@ class _RunView:
         return self.update(
             f"**Step {record.step}/{self.steps}**{note} · reward {m['reward']:+.3f} · accuracy {m['accuracy']:.0%} · "
             f"format {m['format_rate']:.0%} · think {m['think_chars']:.0f} chars{kl} · {pace:.2f} s/step. "
-            "Stop keeps a checkpoint of the last step; Resume continues it.",
+            + (f"\n\n⚠️ {self.warning}" if self.warning else "Stop keeps a checkpoint of the last step; Resume continues it."),
             "step", step=record.step, metrics={k: round(float(v), 6) for k, v in m.items()},
             plots=plot_frames(self.history),
             group=group_table(group) if group else None,
@@ -147,6 +149,10 @@ class _RunView:
         """The update an event of ``tinyr1.runs`` shows (None: nothing to show)."""
         if isinstance(event, runs.Step):
             return self.step(event, resume)
+        if isinstance(event, runs.CannotLearn):
+            self.warning = event.diagnosis.text()
+            return self.update(f"**Step {event.step}/{self.steps}** · ⚠️ {self.warning}", "step",
+                               diagnosis=event.diagnosis.to_dict())
         if isinstance(event, runs.Evaluating):
             self.eval_n = event.n
         if isinstance(event, runs.Evaluating) and event.which == "before":
@@ -168,9 +174,15 @@ class _RunView:
             verdict = ""
             if after:
                 verdict = f" Held-out accuracy {after['accuracy']:.1%}" + (f" (was {before['accuracy']:.1%})." if before else ".")
+            d = event.diagnosis
+            if d is not None:
+                return self.update(
+                    f"**Done, but this run learned (almost) nothing**: {self.steps} steps in {event.seconds:.0f} s.{verdict} "
+                    f"{d.message}\n\n**What to change**: {d.advice} (The policy is written anyway: `{self.label}/final`.)",
+                    "done", final=str(event.final), done=True, evals=eval_table(before, after), diagnosis=d.to_dict())
             return self.update(f"**Done**: {self.steps} steps in {event.seconds:.0f} s.{verdict} The tuned policy is "
                                f"`{self.label}/final`: press **Use in Reason** to try it.", "done",
-                               final=str(event.final), done=True, evals=eval_table(before, after))
+                               final=str(event.final), done=True, evals=eval_table(before, after), diagnosis=None)
         if isinstance(event, runs.Failed):
             return self.fail(_failure(event, self.policy_label))
         return None
