@@ -6,8 +6,13 @@ and the live reward. ``Workbench`` (gradio-free) holds the app's state and yield
     for step in bench.reason("clip.mp4", "Which way does it move?", ["left", "right"], "B"):
         print(step.status)
 
-Reason is a generator, so the tab's Stop (``cancels=``) interrupts it between two streamed updates;
-``/reason`` streams the same updates to API clients.
+Stop is a signal, not a cancel: the tab's Stop sets the session's stop event, the generator sees
+it at the next token, closes the policy's stream (which ends its generation thread) and ends with
+a stopped state showing the partial text and its reward. (Gradio's ``cancels=`` would drop the
+event's stream, so the page would keep its last "Generating…" state for good, and would close the
+generator on the server's event loop, where waiting for the generation thread blocks every
+request.) An API client's ``job.cancel()`` still closes the generator; the stream is then closed
+in a thread of its own for the same reason. ``/reason`` streams the same updates to API clients.
 """
 from __future__ import annotations
 
@@ -225,9 +230,13 @@ class Workbench(PolicyCatalog):
         seed: int = 0,
         quantization: str = "none",
         config: RewardConfig = RewardConfig(),
+        should_stop: Callable[[], bool] | None = None,
     ) -> Iterator[ReasonStep]:
         """Stream one answer: frames first, then the think and answer text with the reward of the
-        text so far, then the final result. Bad input ends the stream with ``error`` set."""
+        text so far, then the final result. Bad input ends the stream with ``error`` set;
+        ``should_stop()`` turning true ends it at the next token with the partial text scored
+        (``result["stopped"]``)."""
+        stopped = should_stop or (lambda: False)
         started = time.perf_counter()
         answer = (answer or "").strip() or None
         options = list(options) if options else None
@@ -236,6 +245,9 @@ class Workbench(PolicyCatalog):
         if not prepared:
             return
         model, clip, n, result = prepared["model"], prepared["clip"], prepared["n"], prepared["result"]
+        if stopped():  # Stop while the policy or the frames were loading
+            yield self._step("", answer, options, config, result, started, done=True, stopped=True)
+            return
 
         from tinyr1.policy import GenerationSettings  # only here: the import pulls in torch
 
@@ -247,24 +259,28 @@ class Workbench(PolicyCatalog):
         except ValueError as exc:  # PolicyError: a setting out of range, said plainly
             yield _fail(f"Bad generation settings: {exc}")
             return
-        text, last = "", 0.0
+        text, last, interrupted = "", 0.0, False
         stream = model.stream(clip.frames, question, options, settings)
+        closed_from_outside = True  # until the loop below ends by itself
         try:
             for text in stream:
+                if stopped():
+                    interrupted = True
+                    break
                 now = time.perf_counter()
                 if now - last < STREAM_INTERVAL:
                     continue  # the final text is yielded after the loop in any case
                 last = now
                 yield self._step(text, answer, options, config, result, started, done=False)
+            closed_from_outside = False
         except Exception as exc:
+            closed_from_outside = False
             traceback.print_exc()
             yield _fail(f"Generation failed: {type(exc).__name__}: {exc}")
             return
         finally:
-            close = getattr(stream, "close", None)
-            if close is not None:
-                close()  # on Stop: ends the policy's generation thread too
-        yield self._step(text, answer, options, config, result, started, done=True)
+            _close_stream(stream, in_thread=closed_from_outside)
+        yield self._step(text, answer, options, config, result, started, done=True, stopped=interrupted)
 
     def _prepare(self, video: str | None, question: str, policy: str | None, num_frames: int, quantization: str,
                  out: dict[str, Any]) -> Iterator[ReasonStep]:
@@ -319,21 +335,44 @@ class Workbench(PolicyCatalog):
         result: dict[str, Any],
         started: float,
         done: bool,
+        stopped: bool = False,
     ) -> ReasonStep:
         think, said = partial_view(text)
         b = score(text, answer, options, config)
         seconds = time.perf_counter() - started
-        result.update(completion=text, think=think, answer=said, reward=b.to_dict(), done=done, seconds=round(seconds, 3))
-        if done:
+        result.update(completion=text, think=think, answer=said, reward=b.to_dict(), done=done, seconds=round(seconds, 3),
+                      stopped=stopped)
+        if stopped:
+            status = (f"⏹ **Stopped** after {seconds:.1f} s: the reward of the partial text ({len(text)} characters) · "
+                      + reward_summary(b))
+        elif done:
             status = f"Done in {seconds:.1f} s · " + reward_summary(b)
         else:
             status = f"Generating… {len(text)} characters so far ({seconds:.1f} s)"
         return ReasonStep(status=status, think=think, answer=said, table=reward_table(b, config, generating=not done), result=dict(result))
 
 
+def _close_stream(stream: Any, *, in_thread: bool) -> None:
+    """Close the policy's stream, which stops its generation thread and waits for it. ``in_thread``
+    when the Reason generator itself is being closed from outside (an API client's cancel): gradio
+    does that on its event loop, which must not wait for a generation thread."""
+    close = getattr(stream, "close", None)
+    if close is None:
+        return
+    if in_thread:
+        threading.Thread(target=close, name="tinyr1-close-stream", daemon=True).start()
+    else:
+        close()
+
+
 def _fail(message: str) -> ReasonStep:
     """The last step of a run that cannot go on: the message is shown, not raised."""
     return ReasonStep(status=f"⚠️ {message}", error=message, result={"error": message, "done": True})
+
+
+def _session(request: Any) -> str:
+    """The browser session a request comes from ("" without one: a direct call)."""
+    return str(getattr(request, "session_hash", None) or "")
 
 
 def _describe(policy: Any) -> dict[str, Any] | None:
@@ -356,6 +395,7 @@ class ReasonTab:
     def __init__(self, bench: Workbench, default_policy: str | None) -> None:
         self.bench = bench
         self.default_policy = default_policy
+        self._stops: dict[str, threading.Event] = {}  # browser session -> its Reason run's stop event
         self.banner = gr.Markdown(bench.banner(default_policy), elem_id="tinyr1-banner")
         with gr.Row():
             with gr.Column(scale=5):
@@ -393,10 +433,12 @@ class ReasonTab:
         with gr.Accordion("Policies: size, memory, how to get the missing ones", open=False):
             self.policy_md = gr.Markdown(self.bench.policy_info(), elem_id="reason-policy-info")
         with gr.Accordion("Generation settings", open=False):
-            self.frames = gr.Slider(0, 32, value=0, step=1, label="Frames sampled (0 = the policy's own)")
-            self.temperature = gr.Slider(0, 2, value=0.0, step=0.05, label="Temperature (0 = greedy)")
-            self.top_p = gr.Slider(0.05, 1, value=1.0, step=0.05, label="Top-p")
-            self.max_new = gr.Slider(16, 1024, value=256, step=16, label="Max new tokens")
+            self.frames = gr.Slider(0, 32, value=0, step=1, label="Frames sampled (0 = the policy's own)",
+                                    elem_id="reason-num-frames")
+            self.temperature = gr.Slider(0, 2, value=0.0, step=0.05, label="Temperature (0 = greedy)",
+                                         elem_id="reason-temperature")
+            self.top_p = gr.Slider(0.05, 1, value=1.0, step=0.05, label="Top-p", elem_id="reason-top-p")
+            self.max_new = gr.Slider(16, 1024, value=256, step=16, label="Max new tokens", elem_id="reason-max-new")
             self.seed = gr.Number(value=0, precision=0, label="Seed")
             self.quant = gr.Radio(list(QUANTIZATIONS), value="none", label="Quantization (nf4/int8 need bitsandbytes)")
         with gr.Row():
@@ -428,9 +470,12 @@ class ReasonTab:
         inputs = [self.video, self.question, *self.opt_boxes, self.answer_truth, self.policy_dd, self.frames,
                   self.temperature, self.top_p, self.max_new, self.seed, self.quant]
         outputs = [self.status, self.gallery, self.think, self.answer_out, self.chart, self.table, self.result, self.banner]
-        event = self.run.click(zero_gpu(self.reason), inputs=inputs, outputs=outputs, api_name="reason",
-                               concurrency_id=MODEL_QUEUE, concurrency_limit=1)
-        self.stop.click(None, cancels=[event])
+        # Arm first (at once, outside the queue), so that a Stop pressed while the run still waits
+        # for the model stops it too; then the run itself, which Stop ends with a stopped state.
+        self.run.click(self.arm, api_visibility="private", queue=False).then(
+            zero_gpu(self.reason), inputs=inputs, outputs=outputs, api_name="reason",
+            concurrency_id=MODEL_QUEUE, concurrency_limit=1)
+        self.stop.click(self.request_stop, api_visibility="private", queue=False)
         self.policy_dd.change(
             self.select_policy, inputs=self.policy_dd,
             outputs=[self.banner, self.frames, self.temperature, self.top_p, self.max_new, self.seed],
@@ -455,16 +500,20 @@ class ReasonTab:
         max_new_tokens: float = 256,
         seed: float = 0,
         quantization: str = "none",
+        request: gr.Request | None = None,
     ) -> Iterator[dict[Any, Any]]:
         """Stream the policy's think text and answer on a video, with the frames it saw and the
         live reward. Outputs: status, frames, think, answer, reward chart, reward table, result
-        JSON (its `reward` holds the breakdown; `done` is true on the last update)."""
+        JSON (its `reward` holds the breakdown; `done` is true on the last update, `stopped` when
+        Stop ended it early)."""
         try:
             options = collect_options(option_a, option_b, option_c, option_d)
         except ValueError as exc:
             gr.Warning(str(exc))
             yield {self.status: f"⚠️ {exc}", self.result: {"error": str(exc), "done": True}}
             return
+        session = _session(request)
+        stop = self._stops.setdefault(session, threading.Event())  # armed by the click, or new (an API call)
         first = True
         thumbs = Path(tempfile.mkdtemp(prefix="tinyr1-frames-"))
         try:
@@ -472,12 +521,26 @@ class ReasonTab:
                 video, question, options, answer, policy or self.default_policy,
                 num_frames=int(frames), temperature=temperature, top_p=top_p,
                 max_new_tokens=int(max_new_tokens), seed=int(seed), quantization=quantization,
+                should_stop=stop.is_set,
             ):
                 yield self._show(step, first, thumbs)
                 first = False
         finally:
+            if self._stops.get(session) is stop:
+                del self._stops[session]  # a Stop pressed after the run has nothing to stop
             # Gradio has copied each yielded file into its cache by the time the generator resumes.
             shutil.rmtree(thumbs, ignore_errors=True)
+
+    def arm(self, request: gr.Request | None = None) -> None:
+        """A Reason click: a fresh stop event for this browser session (before the run is queued)."""
+        self._stops[_session(request)] = threading.Event()
+
+    def request_stop(self, request: gr.Request | None = None) -> None:
+        """Stop: the session's run ends at its next token with a stopped state (see the module
+        docstring); nothing happens when no run is armed or running."""
+        stop = self._stops.get(_session(request))
+        if stop is not None:
+            stop.set()
 
     def _show(self, step: ReasonStep, first: bool, thumbs: Path) -> dict[Any, Any]:
         """One step as component updates; panels left out are unchanged (the frames, above all,
