@@ -19,7 +19,9 @@ Layout of the package:
 Each tab is a class whose methods are its listeners; a listener that updates several outputs
 returns a dict keyed by component (the ones left out stay as they are). The API names are stable:
 ``/reason`` (streams), ``/reward``, ``/train`` (streams one update per step), ``/resume`` (streams),
-``/use_in_reason``. Serving rules: docs/DESIGN.md, "Serving the app".
+``/follow`` (streams the run that trains), ``/stop_training``, ``/use_in_reason``. Reason runs in
+the model queue (one generation at a time); GRPO runs in the app's training worker
+(tinyr1/app/training.py), so a run never holds Reason. Serving rules: docs/DESIGN.md, "Serving the app".
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ from typing import Any
 
 import gradio as gr
 
-from tinyr1.app.grpo import GRPOTab
+from tinyr1.app.grpo import TRAIN_QUEUE, GRPOTab
 from tinyr1.app.reason import ReasonTab, Workbench
 from tinyr1.app.reward_lab import build_reward_lab
 from tinyr1.app.settings import CSS, MAX_FILE_SIZE, QUEUE_SIZE, THEME
@@ -54,7 +56,10 @@ def build_app(root: str | Path, *, workbench: Workbench | None = None) -> gr.Blo
             with gr.Tab("Reward lab", id="reward"):
                 build_reward_lab()
             with gr.Tab("GRPO", id="grpo"):
-                GRPOTab(bench, reason.policy_dd, tabs)
+                grpo = GRPOTab(bench, reason.policy_dd, tabs)
+        # A page opened (or reopened) while a run trains follows it: runs outlive a tab.
+        demo.load(grpo.follow, outputs=grpo.outputs, api_name="follow", concurrency_id=TRAIN_QUEUE,
+                  concurrency_limit=None)
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=1)
     return demo
 

@@ -17,7 +17,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import pandas as pd
 
@@ -77,7 +77,7 @@ class TrainUpdate:
     are unchanged since the last update."""
 
     status: str
-    phase: str  # prepare | eval | step | done | error
+    phase: str  # prepare | eval | step | done | stopped | error | busy
     run: str | None = None  # runs/<name>
     step: int = 0
     steps: int = 0
@@ -183,9 +183,19 @@ class _RunView:
             return self.update(f"**Done**: {self.steps} steps in {event.seconds:.0f} s.{verdict} The tuned policy is "
                                f"`{self.label}/final`: press **Use in Reason** to try it.", "done",
                                final=str(event.final), done=True, evals=eval_table(before, after), diagnosis=None)
+        if isinstance(event, runs.Stopped):
+            return self.update(stopped_message(self.label, event.step), "stopped", step=event.step, done=True)
         if isinstance(event, runs.Failed):
             return self.fail(_failure(event, self.policy_label))
         return None
+
+
+def stopped_message(label: str, step: int) -> str:
+    """What the tab says of a run stopped after ``step`` (its checkpoint written)."""
+    if not step:
+        return f"**Stopped** `{label}` before its first step: nothing to keep. **Start** begins again."
+    return (f"**Stopped** `{label}` after step {step}: checkpoint `{label}/checkpoints/step-{step:06d}` written. "
+            "**Resume** continues from it.")
 
 
 def _failure(event: runs.Failed, policy_label: str) -> str:
@@ -233,9 +243,11 @@ class GRPORunner:
         preset_name: str = "paper",
         eval_before: bool = True,
         eval_n: int = 32,
+        should_stop: Callable[[], bool] | None = None,
         **fields: Any,
     ) -> Iterator[TrainUpdate]:
-        """A new run: data, evaluation before (optional), one update per step, evaluation after."""
+        """A new run: data, evaluation before (optional), one update per step, evaluation after.
+        ``should_stop()`` turning true ends it after the current step, with a checkpoint."""
         from tinyr1.grpo.config import GRPOConfigError
 
         try:
@@ -267,7 +279,8 @@ class GRPORunner:
             "created": time.strftime("%Y-%m-%d %H:%M:%S"),
         }
         (run_dir / RUN_FILE).write_text(json.dumps(info, indent=2) + "\n")
-        yield from self._run(run_dir, info, config, data["rows"], data["eval_rows"], eval_before=bool(eval_before), resume=False)
+        yield from self._run(run_dir, info, config, data["rows"], data["eval_rows"], eval_before=bool(eval_before),
+                             resume=False, should_stop=should_stop)
 
     def _prepare_data(self, run_dir: Path, config: Any, source: str, world_n: int, jsonl: str | None,
                       videos: Sequence[str] | None, eval_n: int, out: dict[str, Any]) -> Iterator[TrainUpdate]:
@@ -307,7 +320,8 @@ class GRPORunner:
         out.update(rows=rows, eval_rows=eval_rows, train_file=train_file, eval_file=eval_file, eval_source=eval_source)
 
     # -- Resume
-    def resume(self, run: str | None = None, steps: int | None = None) -> Iterator[TrainUpdate]:
+    def resume(self, run: str | None = None, steps: int | None = None,
+               should_stop: Callable[[], bool] | None = None) -> Iterator[TrainUpdate]:
         """Continue ``run`` (default: the newest) from its newest checkpoint, with its own settings
         and data and a freshly loaded starting policy, up to ``steps`` (default: the run's own;
         more extends it, and a decaying learning rate then follows the longer schedule)."""
@@ -339,11 +353,11 @@ class GRPORunner:
                 result={"phase": "done", "run": label, "step": done_at, "steps": config.steps, "done": True,
                         "error": None, "final": str(run_dir / "final")})
             return
-        yield from self._run(run_dir, info, config, rows, eval_rows, eval_before=False, resume=True)
+        yield from self._run(run_dir, info, config, rows, eval_rows, eval_before=False, resume=True, should_stop=should_stop)
 
     # -- the run itself
     def _run(self, run_dir: Path, info: dict[str, Any], config: Any, rows: list[Any], eval_rows: list[Any],
-             *, eval_before: bool, resume: bool) -> Iterator[TrainUpdate]:
+             *, eval_before: bool, resume: bool, should_stop: Callable[[], bool] | None = None) -> Iterator[TrainUpdate]:
         view = _RunView(run_dir, config.steps, newest_step(run_dir) if resume else 0)
         view.policy_label = info["policy"]["label"]
         what = "Resuming" if resume else "Loading"
@@ -356,7 +370,7 @@ class GRPORunner:
         events = runs.run_grpo(
             config, lambda: self.bench.fresh_policy(info["policy"]["path"]), rows, run_dir, resume=resume,
             eval_rows=eval_rows, evaluate=lambda policy, questions: self._evaluate(policy, questions, settings),
-            eval_before=eval_before, eval_after=True, evals=view.evals)
+            eval_before=eval_before, eval_after=True, evals=view.evals, should_stop=should_stop)
         closing = threading.Event()
         waiting = False  # True while this generator waits at a yield: a close then is Stop
         try:
@@ -411,8 +425,7 @@ class GRPORunner:
         step = newest_step(run_dir)
         if runs.is_finished(run_dir):
             return f"`{run}` had finished: its tuned policy is `{run}/final`."
-        return (f"**Stopped** `{run}` after step {step}: checkpoint `{run}/checkpoints/step-{step:06d}` written. "
-                "**Resume** continues from it.")
+        return stopped_message(run, step)
 
     def use_in_reason(self, run: str | None) -> tuple[str | None, str]:
         """(the Reason tab's policy label of ``run``'s tuned policy, a message)."""

@@ -169,6 +169,24 @@ class Workbench(PolicyCatalog):
         self._loaded: tuple[tuple[str, str | None], Any] | None = None
         self._lock = threading.Lock()  # the GRPO tab and Reason may both ask for a policy
 
+    def option(self, key: str | None) -> Any:
+        """The pickers' options, and what an API client may name besides: ``runs/NAME/final`` (the
+        same as ``runs/NAME``) and a run's checkpoint, ``runs/NAME/checkpoints/step-NNNNNN``."""
+        found = super().option(key)
+        if found is not None or not key:
+            return found
+        parts = key.strip().strip("/").split("/")
+        if len(parts) == 3 and parts[0] == "runs" and parts[2] == "final":
+            return super().option("/".join(parts[:2]))
+        if len(parts) == 4 and parts[0] == "runs" and parts[2] == "checkpoints" and parts[3].startswith("step-"):
+            from tinyr1.registry import PolicyOption
+
+            base = (Path(self.root) / "runs").resolve()
+            folder = (base / parts[1] / "checkpoints" / parts[3]).resolve()
+            if folder.parent.parent.parent == base and (folder / "config.json").is_file():
+                return PolicyOption(key="/".join(parts), label="/".join(parts), target=str(folder))
+        return None
+
     def loaded_description(self, target: str) -> dict[str, Any] | None:
         if self._loaded and self._loaded[0][0] == target:
             return _describe(self._loaded[1])
@@ -396,7 +414,7 @@ class ReasonTab:
         self.bench = bench
         self.default_policy = default_policy
         self._stops: dict[str, threading.Event] = {}  # browser session -> its Reason run's stop event
-        self.banner = gr.Markdown(bench.banner(default_policy), elem_id="tinyr1-banner")
+        self.banner = gr.Markdown(bench.banner(default_policy), elem_id="tinyr1-banner", label="Policy banner")
         with gr.Row():
             with gr.Column(scale=5):
                 self._inputs(bench.policy_choices())
@@ -427,6 +445,7 @@ class ReasonTab:
         with gr.Row():
             self.policy_dd = gr.Dropdown(
                 choices=choices, value=self.default_policy, label="Policy", elem_id="reason-policy", scale=4,
+                allow_custom_value=True,  # /reason takes runs/NAME/final or a run's checkpoint too; option() checks it
                 info="the registry's policies that are here or downloadable, then runs/NAME/final",
             )
             self.refresh = gr.Button("↻ Rescan", scale=1, size="sm")
@@ -446,7 +465,8 @@ class ReasonTab:
             self.stop = gr.Button("Stop", variant="stop", elem_id="reason-stop")
 
     def _outputs(self) -> None:
-        self.status = gr.Markdown("Upload a clip (or pick an example), then press **Reason**.", elem_id="reason-status")
+        self.status = gr.Markdown("Upload a clip (or pick an example), then press **Reason**.", elem_id="reason-status",
+                                  label="Status")
         self.gallery = gr.Gallery(
             label="Frames the policy sees (number · time in the video)", columns=8, height=180,
             object_fit="contain", elem_id="reason-frames", preview=False,
@@ -510,12 +530,21 @@ class ReasonTab:
             options = collect_options(option_a, option_b, option_c, option_d)
         except ValueError as exc:
             gr.Warning(str(exc))
-            yield {self.status: f"⚠️ {exc}", self.result: {"error": str(exc), "done": True}}
+            yield {self.status: f"⚠️ {exc}", self.gallery: [], self.think: "", self.answer_out: "",
+                   self.chart: reward_chart(empty_table()), self.table: empty_table(),
+                   self.result: {"error": str(exc), "done": True}, self.banner: self.bench.banner(policy or self.default_policy)}
             return
         session = _session(request)
         stop = self._stops.setdefault(session, threading.Event())  # armed by the click, or new (an API call)
-        first = True
+        # Every output on every update but the frames, so that an API client gets plain values, not
+        # gradio's "unchanged" marker. The frames go once: gradio_client downloads every file of
+        # every update, and sending 16 thumbnails with each streamed token made a short /reason
+        # take ~10 s instead of ~1.
+        shown: dict[Any, Any] = {self.status: "", self.think: "", self.answer_out: "",
+                                 self.chart: reward_chart(empty_table()), self.table: empty_table(), self.result: {},
+                                 self.banner: self.bench.banner(policy or self.default_policy)}
         thumbs = Path(tempfile.mkdtemp(prefix="tinyr1-frames-"))
+        first = True  # the first update clears the last run's frames
         try:
             for step in self.bench.reason(
                 video, question, options, answer, policy or self.default_policy,
@@ -523,7 +552,13 @@ class ReasonTab:
                 max_new_tokens=int(max_new_tokens), seed=int(seed), quantization=quantization,
                 should_stop=stop.is_set,
             ):
-                yield self._show(step, first, thumbs)
+                update = self._show(step, thumbs)
+                frames = update.pop(self.gallery, None)
+                shown.update(update)
+                if frames is not None or first:
+                    yield {**shown, self.gallery: frames if frames is not None else []}
+                else:
+                    yield dict(shown)
                 first = False
         finally:
             if self._stops.get(session) is stop:
@@ -542,22 +577,16 @@ class ReasonTab:
         if stop is not None:
             stop.set()
 
-    def _show(self, step: ReasonStep, first: bool, thumbs: Path) -> dict[Any, Any]:
-        """One step as component updates; panels left out are unchanged (the frames, above all,
-        are not sent again)."""
+    def _show(self, step: ReasonStep, thumbs: Path) -> dict[Any, Any]:
+        """The outputs a step changes (the frames once, the text and reward while it streams)."""
         if step.error:
             gr.Warning(step.error)
         update: dict[Any, Any] = {self.status: step.status, self.result: step.result}
         if step.frames is not None:
             update[self.gallery] = save_frames(step.frames, thumbs)
-        elif first:
-            update[self.gallery] = []
-        table = step.table
-        if table is None and first:  # a new run: clear the last run's text and reward
-            table = empty_table()
-        if table is not None:
-            update.update({self.think: step.think, self.answer_out: step.answer, self.chart: reward_chart(table),
-                           self.table: table})
+        if step.table is not None:
+            update.update({self.think: step.think, self.answer_out: step.answer, self.chart: reward_chart(step.table),
+                           self.table: step.table})
         if step.banner:
             update[self.banner] = step.banner
         return update
