@@ -89,9 +89,11 @@ def test_the_app_says_it_instead_of_use_in_reason(tmp_path):
 
     root = make_root(tmp_path, world_examples=0, bare_clip=False)
     runner = GRPORunner(Workbench(root))
-    updates = list(runner.start(world_n=4, steps=4, eval_before=False, eval_n=0, policy="tiny-random",
+    updates = list(runner.start(world_n=4, steps=5, eval_before=False, eval_n=0, policy="tiny-random",
                                 preset_name="tiny", prompts_per_step=2, num_generations=2, max_new_tokens=8))
-    warned = [u for u in updates if u.phase == "step" and "format never held" in u.status]
+    warned = [u for u in updates if u.phase == "warning" and "format never held" in u.status]
+    assert [u.step for u in updates if u.phase == "step"] == [1, 2, 3, 4, 5]  # still one update per step
+    assert "format never held" in [u for u in updates if u.phase == "step"][-1].status  # and under each later one
     assert warned, [u.status for u in updates]
     final = updates[-1]
     assert final.phase == "done" and "learned (almost) nothing" in final.status and "What to change" in final.status

@@ -77,7 +77,7 @@ class TrainUpdate:
     are unchanged since the last update."""
 
     status: str
-    phase: str  # prepare | eval | step | done | stopped | error | busy
+    phase: str  # prepare | eval | step | warning (cannot learn) | done | stopped | error | busy
     run: str | None = None  # runs/<name>
     step: int = 0
     steps: int = 0
@@ -151,7 +151,7 @@ class _RunView:
             return self.step(event, resume)
         if isinstance(event, runs.CannotLearn):
             self.warning = event.diagnosis.text()
-            return self.update(f"**Step {event.step}/{self.steps}** · ⚠️ {self.warning}", "step",
+            return self.update(f"**Step {event.step}/{self.steps}** · ⚠️ {self.warning}", "warning",
                                diagnosis=event.diagnosis.to_dict())
         if isinstance(event, runs.Evaluating):
             self.eval_n = event.n
