@@ -98,29 +98,21 @@ def test_reason_takes_a_tuned_run_and_its_checkpoint_and_names_its_outputs(clien
     assert labels[0] == "Status" and labels[-1] == "Policy banner" and not any(l.startswith("value_") for l in labels)
 
 
-def test_public_caps_on_steps_and_minutes(app, monkeypatch):
+def test_public_is_said_by_the_environment_and_limits_hold_for_worker_runs(app, monkeypatch):
+    from tinyr1.app import training
     from tinyr1.app.grpo_runner import GRPORunner
     from tinyr1.app.reason import Workbench
-    from tinyr1.app import training
-    from tinyr1.limits import GRPO_STEPS, LimitError
+    from tinyr1.limits import GRPO_STEPS
 
-    monkeypatch.setenv("TINYR1_PUBLIC", "1")
-    assert training.is_public()
-    worker = training.TrainingWorker()
-    with pytest.raises(LimitError):
-        worker.check_steps(GRPO_STEPS.value + 1)
-    worker.check_steps(GRPO_STEPS.value)
-    assert not training.TrainingWorker(public=False).check_steps(GRPO_STEPS.value + 1)
-
-    class NoMinutes:  # a cap already crossed: the run stops after its first step
-        value, env = 0, "TINYR1_GRPO_MINUTES"
-
-    monkeypatch.setattr(training, "GRPO_MINUTES", NoMinutes)
-    runner = GRPORunner(Workbench(app.root))
-    job = worker.submit(lambda should_stop: runner.start(world_n=4, steps=50, eval_before=False, eval_n=0,
-                                                         policy="tiny-random", preset_name="tiny", prompts_per_step=2,
-                                                         num_generations=2, max_new_tokens=8, should_stop=should_stop))
-    assert isinstance(job, training.Job)
+    monkeypatch.delenv("TINYR1_PUBLIC", raising=False)
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    assert not training.is_public()
+    monkeypatch.setenv("SPACE_ID", "someone/tinyr1")
+    assert training.TrainingWorker().describe()["public"]
+    # A run over the step cap, started through the worker, ends at once with the limit's message.
+    worker, runner = training.TrainingWorker(), GRPORunner(Workbench(app.root))
+    job = worker.submit(lambda should_stop: runner.start(world_n=4, steps=GRPO_STEPS.value + 1, eval_n=0,
+                                                         preset_name="tiny", should_stop=should_stop))
     updates = list(job.follow())
-    assert updates[-1].phase == "stopped" and "after step 1" in updates[-1].status
-    assert "public app stops a run after 0 minutes" in updates[-1].status
+    assert updates[-1].phase == "error" and GRPO_STEPS.env in updates[-1].error
+    assert worker.current() is None  # and the worker is free again

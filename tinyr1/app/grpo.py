@@ -23,7 +23,6 @@ from tinyr1.app.grpo_runner import (
     grpo_defaults,
     reward_names,
 )
-from tinyr1.limits import LimitError
 from tinyr1.app.policies import rescan_policies
 from tinyr1.app.reason import Workbench
 from tinyr1.app.training import TrainingWorker
@@ -247,6 +246,7 @@ class GRPOTab:
         seed: float = D["seed"],
         eval_before: bool = True,
         eval_n: float = 32,
+        request: gr.Request | None = None,
     ) -> Iterator[dict[Any, Any]]:
         """Start a GRPO run and stream one update per step. data_source "world" (world_n questions
         of the synthetic world's train split) or "upload" (dataset: a .jsonl or .zip; videos: its
@@ -257,24 +257,21 @@ class GRPOTab:
         fields = dict(steps=steps, prompts_per_step=prompts_per_step, num_generations=num_generations,
                       temperature=temperature, max_new_tokens=max_new_tokens, learning_rate=learning_rate, beta=beta,
                       num_iterations=num_iterations, epsilon=epsilon, loss_type=loss_type, reward=reward, seed=seed)
-        yield from self._submit(steps, lambda should_stop: self.runner.start(
+        session = getattr(request, "session_hash", None)
+        yield from self._submit(lambda should_stop: self.runner.start(
             data_source=data_source, world_n=int(world_n or 0), jsonl=dataset, videos=videos, policy=policy,
-            preset_name=preset, eval_before=eval_before, eval_n=int(eval_n or 0), should_stop=should_stop, **fields))
+            preset_name=preset, eval_before=eval_before, eval_n=int(eval_n or 0), session=session,
+            should_stop=should_stop, **fields))
 
     def resume_run(self, run: str | None = None, steps: float | None = None) -> Iterator[dict[Any, Any]]:
         """Continue a run (default: the newest) from its last checkpoint with a freshly loaded
         starting policy, up to steps (empty: the run's own). Same outputs as /train."""
-        yield from self._submit(steps or 0, lambda should_stop: self.runner.resume(
+        yield from self._submit(lambda should_stop: self.runner.resume(
             run, int(steps) if steps else None, should_stop=should_stop))
 
-    def _submit(self, steps: float, make: Any) -> Iterator[dict[Any, Any]]:
-        """Start a run in the worker and follow it, or say at once why not (busy, over a cap)."""
-        try:
-            self.worker.check_steps(int(steps or 0))
-        except LimitError as exc:
-            yield self.show(_notice(f"⚠️ {exc}", "error", error=str(exc)))
-            return
-        job = self.worker.submit(make)
+    def _submit(self, make: Any) -> Iterator[dict[Any, Any]]:
+        """Start a run in the worker and follow it, or say at once that one is training."""
+        job = self.worker.submit(make)  # the runner checks the limits (tinyr1/app/guard.py) in the worker
         if isinstance(job, str):
             yield self.show(_notice(f"⏳ {job}", "busy", error=job))
             return

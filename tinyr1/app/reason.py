@@ -31,6 +31,7 @@ import pandas as pd
 
 import gradio as gr
 
+from tinyr1.app.guard import LimitError, UploadLedger, check_reason, md_text, relative_paths
 from tinyr1.app.policies import PolicyCatalog, rescan_policies, select_policy
 from tinyr1.app.settings import (
     DEFAULT_QUESTION,
@@ -168,6 +169,8 @@ class Workbench(PolicyCatalog):
         self._frame_loader = frame_loader
         self._loaded: tuple[tuple[str, str | None], Any] | None = None
         self._lock = threading.Lock()  # the GRPO tab and Reason may both ask for a policy
+        #: Bytes uploaded per browser session (Reason's videos and the GRPO tab's datasets).
+        self.uploads = UploadLedger()
 
     def option(self, key: str | None) -> Any:
         """The pickers' options, and what an API client may name besides: ``runs/NAME/final`` (the
@@ -258,6 +261,11 @@ class Workbench(PolicyCatalog):
         started = time.perf_counter()
         answer = (answer or "").strip() or None
         options = list(options) if options else None
+        try:  # before any model work: a 1 MB question is refused here, in microseconds
+            check_reason(question or "", options, num_frames=int(num_frames or 0), max_new_tokens=int(max_new_tokens))
+        except LimitError as exc:
+            yield _fail(str(exc), self.root)
+            return
         prepared: dict[str, Any] = {}
         yield from self._prepare(video, question, policy, num_frames, quantization, prepared)
         if not prepared:
@@ -267,7 +275,7 @@ class Workbench(PolicyCatalog):
             yield self._step("", answer, options, config, result, started, done=True, stopped=True)
             return
 
-        from tinyr1.policy import GenerationSettings  # only here: the import pulls in torch
+        from tinyr1.policy import GenerationSettings, PolicyError  # only here: the import pulls in torch
 
         try:
             settings = GenerationSettings(
@@ -275,7 +283,7 @@ class Workbench(PolicyCatalog):
                 seed=int(seed), num_frames=n,
             )
         except ValueError as exc:  # PolicyError: a setting out of range, said plainly
-            yield _fail(f"Bad generation settings: {exc}")
+            yield _fail(f"Bad generation settings: {exc}", self.root)
             return
         text, last, interrupted = "", 0.0, False
         stream = model.stream(clip.frames, question, options, settings)
@@ -291,10 +299,14 @@ class Workbench(PolicyCatalog):
                 last = now
                 yield self._step(text, answer, options, config, result, started, done=False)
             closed_from_outside = False
+        except PolicyError as exc:  # the prompt and max new tokens do not fit the context: refused
+            closed_from_outside = False
+            yield _fail(str(exc), self.root)
+            return
         except Exception as exc:
             closed_from_outside = False
             traceback.print_exc()
-            yield _fail(f"Generation failed: {type(exc).__name__}: {exc}")
+            yield _fail(f"Generation failed: {type(exc).__name__}: {exc}", self.root)
             return
         finally:
             _close_stream(stream, in_thread=closed_from_outside)
@@ -305,21 +317,21 @@ class Workbench(PolicyCatalog):
         """The checks, the policy and the frames of a Reason run, as streamed steps; ``out`` gets
         model, clip, n (frames) and result when all went well, and stays empty otherwise."""
         if not video:
-            yield _fail("No video: upload a clip or pick one of the examples below.")
+            yield _fail("No video: upload a clip or pick one of the examples below.", self.root)
             return
         if not (question or "").strip():
-            yield _fail("The question is empty: ask something about the video.")
+            yield _fail("The question is empty: ask something about the video.", self.root)
             return
         policy = policy or self.default_policy()
         if policy is None:
-            yield _fail("No policy available: the Policies table under the picker says how to get one.")
+            yield _fail("No policy available: the Policies table under the picker says how to get one.", self.root)
             return
 
         yield ReasonStep(status=f"Loading policy **{policy}**…")
         try:
             model = self.load_policy(policy, quantization)
         except Exception as exc:  # a missing/broken checkpoint or a quantization this machine lacks
-            yield _fail(f"Could not load policy {policy!r}: {exc}")
+            yield _fail(f"Could not load policy {policy!r}: {exc}", self.root)
             return
         banner = self.banner(policy)
         n = int(num_frames) if num_frames and int(num_frames) > 0 else int(getattr(model, "num_frames", 16) or 16)
@@ -330,7 +342,7 @@ class Workbench(PolicyCatalog):
             if type(exc).__name__ != "VideoError":  # VideoError already says what is wrong
                 traceback.print_exc()
                 exc = f"could not read this video ({type(exc).__name__}: {exc})"
-            yield _fail(f"{str(exc).rstrip('.')}. Upload a video file (mp4, webm, mov…) that plays in a video player.")
+            yield _fail(f"{str(exc).rstrip('.')}. Upload a video file (mp4, webm, mov…) that plays in a video player.", self.root)
             return
         frames = frame_gallery(clip.frames, clip.timestamps)
         meta = getattr(clip, "meta", None)
@@ -383,9 +395,12 @@ def _close_stream(stream: Any, *, in_thread: bool) -> None:
         close()
 
 
-def _fail(message: str) -> ReasonStep:
-    """The last step of a run that cannot go on: the message is shown, not raised."""
-    return ReasonStep(status=f"⚠️ {message}", error=message, result={"error": message, "done": True})
+def _fail(message: str, root: str | Path | None = None) -> ReasonStep:
+    """The last step of a run that cannot go on: the message is shown (escaped: it may quote a
+    file name or text someone sent), not raised; paths under ``root`` are shown relative to it."""
+    if root is not None:
+        message = relative_paths(message, root)
+    return ReasonStep(status=f"⚠️ {md_text(message)}", error=message, result={"error": message, "done": True})
 
 
 def _session(request: Any) -> str:
@@ -528,9 +543,11 @@ class ReasonTab:
         Stop ended it early)."""
         try:
             options = collect_options(option_a, option_b, option_c, option_d)
-        except ValueError as exc:
+            # The upload counts against its session's total (the server already bounds each file).
+            self.bench.uploads.charge(getattr(request, "session_hash", None), [video])
+        except ValueError as exc:  # LimitError is a ValueError
             gr.Warning(str(exc))
-            yield {self.status: f"⚠️ {exc}", self.gallery: [], self.think: "", self.answer_out: "",
+            yield {self.status: f"⚠️ {md_text(str(exc))}", self.gallery: [], self.think: "", self.answer_out: "",
                    self.chart: reward_chart(empty_table()), self.table: empty_table(),
                    self.result: {"error": str(exc), "done": True}, self.banner: self.bench.banner(policy or self.default_policy)}
             return

@@ -16,9 +16,10 @@ when the browser tab closes. Here the run belongs to the app: a closed tab only 
 it, a reopened one follows it again (``current().follow()``), and the next person who presses
 Start is told at once that a run is training and about how long it has left.
 
-Public serving (``TINYR1_PUBLIC=1``, or a Hugging Face Space: ``SPACE_ID`` set): a run is capped
-at ``tinyr1.limits.GRPO_MINUTES`` minutes (it stops after the step that crosses the cap, keeping
-its checkpoint) and its steps at ``GRPO_STEPS`` (``check_steps``).
+Caps: every run the app starts is checked against ``tinyr1.limits`` (``GRPO_STEPS``, G, new
+tokens ...) and stopped after ``GRPO_MINUTES`` by ``GRPORunner`` (tinyr1/app/guard.py), whatever
+started it; the worker adds the one-at-a-time rule. ``is_public()`` (``TINYR1_PUBLIC=1``, or a
+Hugging Face Space: ``SPACE_ID`` set) is reported by ``describe``.
 """
 from __future__ import annotations
 
@@ -29,7 +30,6 @@ import traceback
 from typing import Any, Callable, Iterator
 
 from tinyr1.app.grpo_runner import TrainUpdate
-from tinyr1.limits import GRPO_MINUTES, GRPO_STEPS
 
 
 def is_public() -> bool:
@@ -45,7 +45,6 @@ class Job:
         self.updates: list[TrainUpdate] = []
         self.done = False
         self.stop = threading.Event()
-        self.capped = False  # the public minute cap stopped it
         self.started = time.monotonic()
         self._cond = threading.Condition()
         self._paced: tuple[float, int] | None = None  # (time, step) of the first step seen
@@ -92,8 +91,8 @@ class Job:
 
 
 class TrainingWorker:
-    """Runs one job at a time in a background thread; ``public`` applies the caps (default:
-    ``is_public()``)."""
+    """Runs one job at a time in a background thread; ``public``: whether the app serves strangers
+    (default: ``is_public()``)."""
 
     def __init__(self, *, public: bool | None = None) -> None:
         self.public = is_public() if public is None else public
@@ -117,11 +116,6 @@ class TrainingWorker:
         return (f"busy: a run is training{where}, {eta}. One run trains at a time: try again when it ends "
                 "(reload the page to follow it).")
 
-    def check_steps(self, steps: int) -> None:
-        """The public cap on steps (LimitError past it); nothing when the app is private."""
-        if self.public:
-            GRPO_STEPS.check(int(steps), "GRPO steps of one run in the public app")
-
     def submit(self, make: Callable[[Callable[[], bool]], Iterator[TrainUpdate]]) -> Job | str:
         """Start ``make(should_stop)``'s updates in the worker thread; the busy message instead
         when a run is training."""
@@ -131,22 +125,12 @@ class TrainingWorker:
                 return message
             job = Job()
             self._job = job
-        deadline = job.started + GRPO_MINUTES.value * 60 if self.public else None
-
-        def should_stop() -> bool:
-            if deadline is not None and time.monotonic() > deadline:
-                job.capped = True
-            return job.stop.is_set() or job.capped
-
-        threading.Thread(target=self._work, args=(job, make, should_stop), name="tinyr1-train", daemon=True).start()
+        threading.Thread(target=self._work, args=(job, make, job.stop.is_set), name="tinyr1-train", daemon=True).start()
         return job
 
     def _work(self, job: Job, make: Callable, should_stop: Callable[[], bool]) -> None:
         try:
             for update in make(should_stop):
-                if job.capped and update.phase == "stopped":
-                    update.status += (f" The public app stops a run after {GRPO_MINUTES.value} minutes "
-                                      f"({GRPO_MINUTES.env} sets it).")
                 job.add(update)
         except Exception as exc:  # the runner says its own errors; this is one it did not expect
             traceback.print_exc()
