@@ -1,5 +1,6 @@
 """Stop in a real browser, on the app as shipped (``build_app`` on the repository root, its default
-policy, the shipped clip): a long generation (16 frames, temperature 1.5, 1024 new tokens) is
+policy, the shipped clip): a long generation (16 frames, temperature 1.5, 896 new tokens: the tiny
+policy's context of 1024 positions holds no more beside the prompt) is
 stopped about a second in and must reach the stopped state (the partial text and its reward)
 within seconds; the next Reason clears it.
 
@@ -77,7 +78,7 @@ def test_stop_ends_a_long_generation_in_a_stopped_state_and_the_next_run_clears_
     page.get_by_text("Generation settings").click()
     _set(page, "reason-num-frames", 16)
     _set(page, "reason-temperature", 1.5)
-    _set(page, "reason-max-new", 1024)
+    _set(page, "reason-max-new", 896)
     status, table = page.locator("#reason-status"), page.locator("#reason-table")
 
     page.locator("#reason-run").click()
