@@ -22,46 +22,27 @@ Definitions (``r0 = 0.5``, ``r1 = 0.5``, ``ML = 1200``, ``r2 = r0 + r1`` by defa
   ``correct`` and ``total`` are ``None`` (never an invented 0); ``total_if_right`` and
   ``total_if_wrong`` say what ``R`` would be either way. They are filled in every case.
 
-How an answer is judged correct (``is_correct``), by the kind of ground truth:
-
-- **Multiple choice** (the truth is one letter A-J, also written ``(B)``, ``B.``, ``B)`` or inside
-  ``<answer>`` tags as in the official data): the answer, after dropping surrounding spaces,
-  quotes and ``*``, chooses option B when it
-  (1) is or begins with the capital letter followed by a non-word character or the end:
-  ``B``, ``B.``, ``(B)``, ``[B]``, ``B: ...``, ``"B. moves right"``, ``"B moves right"``;
-  (2) is or begins with the lower-case letter followed by the end or ``. ) ] :``: ``b``, ``(b)``;
-  (3) begins with ``Option``, ``Choice`` or ``Answer`` (``The correct answer is``, ``Answer:``, any
-  case), then the letter as in (1) or (2); or
-  (4) equals option B's text after free-text normalisation, when the options are given.
-  A word is never a letter: ``"Because ..."`` does not choose B, and a lower-case article
-  (``"a person ..."``) does not choose A. This is the official rule (the answer equals the truth
-  or its first character is the letter) made more lenient about spellings and less about words;
-  like the official rule, ``"A person walks"`` chooses A. With options given, a truth that equals
-  one option's text is treated as that option's letter.
-- **Numeric** (the truth is a number such as ``3``, ``-2.5`` or ``1e3``): correct when the answer is,
-  or begins with, a number (``"3"``, ``"3.0"``, ``"3 people"``, ``"1,000"``) equal to it within a
-  relative tolerance of 1e-6.
-- **Free text** (anything else): correct when both texts are equal after normalisation: Unicode
-  NFKC, case folding, punctuation and symbols removed, whitespace collapsed
-  (``"Moves right."`` equals ``"moves  right"``).
+How an answer is judged correct (``is_correct``) is in tinyr1/answers.py, re-exported here.
 
 Batch reward functions follow TRL: ``fn(completions, **kwargs) -> list[float | None]``, where
 ``completions`` are strings or TRL's conversational form ``[{"role": "assistant", "content": ...}]``
 and ``kwargs`` carry ``answer`` (or ``solution``) and optionally ``options`` lists, one entry per
 completion. ``REWARDS`` maps names to them; ``get_reward(name, **config)`` builds one with other
-parameters. Run ``python -m doctest tinyr1/rewards.py`` for the example above.
+parameters. Beyond the paper's reward and its parts, ``consistency`` (1 when the answer chooses
+the option the trace itself concludes, tinyr1/conclusion.py, else 0) and
+``format_accuracy_consistency`` (format + accuracy, plus 0.5 for a consistent answer) reward
+faithful reasoning: GRPO options (``tinyr1 train --rewards format_accuracy_consistency``). Run ``python -m doctest tinyr1/rewards.py`` for the example above.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
 import numbers
-import re
-import unicodedata
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from tinyr1.format import ANSWER_CLOSE, ANSWER_OPEN, LETTERS, find_block, parse
+from tinyr1.answers import is_correct, normalize_text, truth_letter
+from tinyr1.format import parse
 
 __all__ = [
     "RewardConfig",
@@ -73,6 +54,7 @@ __all__ = [
     "RewardFunction",
     "REWARDS",
     "get_reward",
+    "ConsistencyReward",
 ]
 
 
@@ -193,128 +175,6 @@ def score(
     )
 
 
-# ------------------------------------------------------------------------------------ answers
-
-# A ground-truth letter, alone or in one of its usual spellings: B, (B), [B], B., B), B:
-_TRUTH_LETTER = re.compile(r"[(\[]?([A-J])[)\].:]?", re.I)
-# Decoration around an answer that says nothing: spaces, quotes, markdown emphasis.
-_DECORATION = " \t\r\n\"'`*_"
-# "Option B", "choice (b)", "Answer: B", "the final answer is B", "answer - B" (any case).
-_PHRASE = re.compile(
-    r"(?:the\s+)?(?:(?:correct|final|right)\s+)?(?:answer|option|choice)(?:\s+is)?\s*[:\-=]?\s*[(\[]?",
-    re.I,
-)
-_NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?")
-
-
-def normalize_text(text: str) -> str:
-    """Free-text normal form: NFKC, case folded, punctuation/symbols dropped, spaces collapsed."""
-    text = unicodedata.normalize("NFKC", text).casefold()
-    kept = "".join(" " if unicodedata.category(ch)[0] in "PS" else ch for ch in text)
-    return " ".join(kept.split())
-
-
-def _strip_answer_tags(truth: str) -> str:
-    inner = find_block(truth, ANSWER_OPEN, ANSWER_CLOSE)  # linear, unlike a lazy regex
-    return (truth if inner is None else inner).strip()
-
-
-def _option_text(letter: str, option: str) -> str:
-    """An option's text without its own ``B.``/``B)`` prefix."""
-    option = str(option).strip()
-    return re.sub(rf"^{letter}[.)]\s*", "", option)
-
-
-def _letter_of_text(text: str, options: Sequence[str] | None) -> str | None:
-    """The letter whose option text equals ``text`` (normalised), if exactly one does."""
-    if not options:
-        return None
-    wanted = normalize_text(text)
-    if not wanted:
-        return None
-    hits = [
-        letter
-        for letter, option in zip(LETTERS, options)
-        if normalize_text(_option_text(letter, option)) == wanted
-    ]
-    return hits[0] if len(hits) == 1 else None
-
-
-def _letter_at(text: str, pos: int) -> str | None:
-    """The option letter written at ``text[pos]``, if one is: a capital A-J followed by a non-word
-    character or the end ("B. moves", "B moves", "B"), or a lower-case one followed by the end or
-    by ``. ) ] :`` ("b.", "b)"). A word ("Because") or an article ("a person") is not a letter."""
-    if pos >= len(text) or text[pos].upper() not in LETTERS:
-        return None
-    char, rest = text[pos], text[pos + 1 : pos + 2]
-    if char.isupper() and not (rest.isalnum() or rest == "_"):
-        return char
-    if char.islower() and rest in ("", ".", ")", "]", ":"):
-        return char.upper()
-    return None
-
-
-def _answers_letter(pred: str, letter: str, options: Sequence[str] | None) -> bool:
-    """Does the answer text ``pred`` choose option ``letter`` (upper case)?"""
-    text = pred.strip(_DECORATION)
-    if not text:
-        return False
-    # The letter alone or leading the answer: B, b, (B), [b], B., B), "B. moves right", "B moves".
-    start = 1 if text[0] in "([" else 0
-    chosen = _letter_at(text, start)
-    if chosen is None:
-        # A phrase before it: "Option B", "Answer: (b)", "The correct answer is B".
-        phrase = _PHRASE.match(text)
-        if phrase:
-            chosen = _letter_at(text, phrase.end())
-    if chosen is not None:
-        return chosen == letter
-    # The right option's text, written out.
-    index = LETTERS.index(letter)
-    if options and index < len(options):
-        return normalize_text(text) == normalize_text(_option_text(letter, options[index]))
-    return False
-
-
-def _leading_number(text: str) -> float | None:
-    """The number an answer is or begins with ("3", "3.0", "-2.5 m", "1,000"), else None."""
-    text = re.sub(r"(?<=\d),(?=\d{3}(?!\d))", "", text.strip(_DECORATION))  # thousands separators
-    match = _NUMBER.match(text)
-    if not match:
-        return None
-    rest = text[match.end() :]
-    if rest[:1].isalnum() or rest[:1] == "_" or re.match(r"[,.]\d", rest):
-        return None  # "3rd", "2x", "3,5": not a plain number
-    return float(match.group(0))
-
-
-def truth_letter(truth: str, options: Sequence[str] | None = None) -> str | None:
-    """The option letter a ground truth names ("B", "(b)", "<answer>B</answer>", or exactly one
-    option's text when options are given), else None (a numeric or free-text truth)."""
-    truth = _strip_answer_tags(str(truth))
-    match = _TRUTH_LETTER.fullmatch(truth)
-    return match.group(1).upper() if match else _letter_of_text(truth, options)
-
-
-def is_correct(pred_answer_text: str | None, truth: str, options: Sequence[str] | None = None) -> bool:
-    """Is the answer text (the ``<answer>`` block's content) right? See the module docstring."""
-    if truth is None:
-        raise ValueError("is_correct needs a ground truth; without one accuracy is not applicable")
-    if pred_answer_text is None:
-        return False
-    pred = str(pred_answer_text).strip()
-    truth = _strip_answer_tags(str(truth))
-    if not pred or not truth:
-        return False
-    letter = truth_letter(truth, options)
-    if letter is not None:
-        return _answers_letter(pred, letter, options)
-    if _NUMBER.fullmatch(truth):
-        got = _leading_number(pred)
-        return got is not None and math.isclose(got, float(truth), rel_tol=1e-6)
-    return normalize_text(pred) == normalize_text(truth) != ""
-
-
 # ----------------------------------------------------------------------------- batch functions
 
 COMPONENTS = ("total", "format", "length", "accuracy")
@@ -404,25 +264,86 @@ _SPECS: dict[str, tuple[str, Callable[[RewardConfig], RewardConfig], str]] = {
     "format_accuracy": ("total", _no_length, "the paper's total with r1 = 0 (no length reward; r2 kept)"),
 }
 
-REWARDS: dict[str, RewardFunction] = {
-    name: RewardFunction(name, component, transform(DEFAULT_CONFIG)) for name, (component, transform, _) in _SPECS.items()
+#: What the consistency term adds in ``format_accuracy_consistency``: half the format reward, so a
+#: consistent wrong answer (-FR + 0.5 = 0) still scores below any right one (+1.5 and more).
+CONSISTENCY_WEIGHT = 0.5
+
+
+class ConsistencyReward:
+    """A faithful-reasoning term as a TRL reward function: ``weight`` when the ``<answer>`` block
+    chooses the option the trace itself concludes (``tinyr1.conclusion.is_consistent``), else
+    ``penalty`` (a trace that concludes nothing, or contradicts itself, gets ``penalty`` too).
+    Needs the ``options`` of each completion; a completion without options gets ``penalty``.
+
+    With ``base`` (another RewardFunction) it returns ``base + term``: ``format_accuracy_consistency``
+    is the format + accuracy reward plus ``CONSISTENCY_WEIGHT`` for a consistent answer."""
+
+    def __init__(self, name: str, weight: float = 1.0, penalty: float = 0.0, base: RewardFunction | None = None) -> None:
+        self.__name__ = name
+        penalty = float(penalty) if isinstance(penalty, numbers.Real) and not isinstance(penalty, bool) else math.nan
+        if not (math.isfinite(penalty) and penalty <= 0):
+            raise ValueError(f"penalty is what an inconsistent answer gets: a number <= 0, got {penalty!r}")
+        self.weight, self.penalty, self.base = _weight("weight", weight), penalty, base
+        # GRPO's per-completion breakdowns read a reward's RewardConfig when it has one.
+        self.config = base.config if base is not None else None
+
+    def __repr__(self) -> str:
+        return f"ConsistencyReward({self.__name__!r}, weight={self.weight}, penalty={self.penalty}, base={self.base!r})"
+
+    def __call__(self, completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
+        from tinyr1.conclusion import is_consistent  # tinyr1.conclusion builds on this module
+
+        options = _per_completion(kwargs, "options", len(completions))
+        terms = [self.weight if is_consistent(_text_of(c), o or None) else self.penalty
+                 for c, o in zip(completions, options)]
+        if self.base is None:
+            return terms
+        return [None if b is None else b + t for b, t in zip(self.base(completions, **kwargs), terms)]
+
+
+_CONSISTENCY_SPECS = {
+    "consistency": "1 when the answer chooses the option its own trace concludes (tinyr1.conclusion), else 0",
+    "format_accuracy_consistency": f"format_accuracy + {CONSISTENCY_WEIGHT} when the answer follows the trace's conclusion",
+}
+
+
+def _consistency_reward(name: str, config: RewardConfig = DEFAULT_CONFIG) -> ConsistencyReward:
+    if name == "consistency":
+        return ConsistencyReward(name)
+    base = RewardFunction("format_accuracy", "total", _no_length(config))
+    return ConsistencyReward(name, weight=CONSISTENCY_WEIGHT, base=base)
+
+
+REWARDS: dict[str, RewardFunction | ConsistencyReward] = {
+    **{name: RewardFunction(name, component, transform(DEFAULT_CONFIG)) for name, (component, transform, _) in _SPECS.items()},
+    **{name: _consistency_reward(name) for name in _CONSISTENCY_SPECS},
 }
 
 
 def describe_rewards() -> dict[str, str]:
     """Name -> one-line description of each registered reward."""
-    return {name: spec[2] for name, spec in _SPECS.items()}
+    return {**{name: spec[2] for name, spec in _SPECS.items()}, **_CONSISTENCY_SPECS}
 
 
-def get_reward(name: str, **params: Any) -> RewardFunction:
+def get_reward(name: str, **params: Any) -> RewardFunction | ConsistencyReward:
     """The reward called ``name``, with ``RewardConfig`` fields as parameters (``r0``, ``r1``,
-    ``max_len``, ``r2``, ``official_corner``). Unknown names and parameters raise ValueError."""
-    if name not in _SPECS:
-        raise ValueError(f"unknown reward {name!r}; known rewards: {', '.join(_SPECS)}")
+    ``max_len``, ``r2``, ``official_corner``). Unknown names and parameters raise ValueError.
+    ``consistency`` takes ``weight`` and ``penalty`` instead."""
+    if name not in _SPECS and name not in _CONSISTENCY_SPECS:
+        raise ValueError(f"unknown reward {name!r}; known rewards: {', '.join([*_SPECS, *_CONSISTENCY_SPECS])}")
+    if name == "consistency":
+        unknown = sorted(set(params) - {"weight", "penalty"})
+        if unknown:
+            raise ValueError(f"unknown reward parameter(s) {', '.join(unknown)}; known: weight, penalty")
+        return ConsistencyReward(name, **params)
     fields = [f.name for f in dataclasses.fields(RewardConfig)]
     unknown = sorted(set(params) - set(fields))
     if unknown:
         raise ValueError(f"unknown reward parameter(s) {', '.join(unknown)}; known: {', '.join(fields)}")
+    if name == "format_accuracy_consistency":
+        if params.pop("r1", 0) != 0:
+            raise ValueError(f"{name} has no length term: r1 is 0 by definition")
+        return _consistency_reward(name, RewardConfig(**params))
     component, transform, _ = _SPECS[name]
     if name == "format_accuracy":
         if params.pop("r1", 0) != 0:
