@@ -237,12 +237,11 @@ def run(args: argparse.Namespace) -> int:
     if world.main:
         if args.json:
             print(json.dumps(summary, indent=2))
-        elif summary.get("diagnosis"):
-            d = summary["diagnosis"]
-            print(f"tinyr1 train: this run learned (almost) nothing. {d['message']}\nWhat to change: {d['advice']}",
-                  file=sys.stderr)
-            print(f"policy written anyway: {summary['final']}")
         else:
+            if summary.get("diagnosis"):  # said on stderr: stdout keeps its one line for scripts
+                d = summary["diagnosis"]
+                print(f"tinyr1 train: this run learned (almost) nothing. {d['message']}\nWhat to change: {d['advice']}",
+                      file=sys.stderr)
             print(f"trained policy: {summary['final']}")
     return 0
 
