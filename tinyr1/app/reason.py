@@ -44,39 +44,68 @@ from tinyr1.rewards import RewardConfig, score
 # ------------------------------------------------------------------------------------ examples
 
 
-def find_examples(root: str | Path, per_file: int = 8, limit: int = 16) -> list[list[str]]:
-    """Example rows ``[video, question, A, B, C, D, answer]`` from ``assets/examples/``.
+#: The shipped examples' manifest under ``assets/examples/`` (a JSONL dataset with a ``label``
+#: and a ``kind`` per row: "world" or "real"), made and checked by bench/make_examples.py.
+EXAMPLES_MANIFEST = "examples.jsonl"
 
-    A JSONL there (the synthetic world's rows, or real clips with their questions) gives full rows
-    through ``tinyr1.data.load_dataset`` (the first ``per_file`` with at most four options); a
-    video not named by any JSONL gets the generic question and no options.
-    """
+
+@dataclass(frozen=True)
+class Example:
+    """One row of the Examples table: ``row`` is ``[video, question, A, B, C, D, answer]``;
+    ``label`` is what the table shows (which kind of clip it is)."""
+
+    row: list[str]
+    label: str
+    kind: str  # "world" (synthetic, the policy's own kind of clip), "real", or "clip" (no question)
+
+
+def load_examples(root: str | Path, per_file: int = 8, limit: int = 16) -> list[Example]:
+    """The Examples table of an app root: ``assets/examples/examples.jsonl`` in its order when
+    there is one; otherwise every JSONL under ``assets/examples/`` (a world split's rows: the first
+    ``per_file`` with at most four options), then the videos no JSONL names, with the generic
+    question and no options. A file that cannot be read is skipped with a message in the log."""
     folder = Path(root) / "assets" / "examples"
     if not folder.is_dir():
         return []
-    rows: list[list[str]] = []
+    manifest = folder / EXAMPLES_MANIFEST
+    jsonls = [manifest] if manifest.is_file() else sorted(folder.rglob("*.jsonl"))
+    out: list[Example] = []
     named: set[str] = set()
-    for jsonl in sorted(folder.rglob("*.jsonl")):
-        try:
-            from tinyr1.data import load_dataset
+    for jsonl in jsonls:
+        for item in _dataset_rows(jsonl, per_file if jsonl != manifest else limit):
+            options = [str(o) for o in (item.options or [])] + [""] * (len(OPTION_LETTERS) - len(item.options or []))
+            video = str(Path(item.video).resolve())
+            kind = str(item.extra.get("kind") or ("world" if item.family else "real"))
+            label = str(item.extra.get("label") or (f"world clip · {item.family.replace('_', ' ')}" if item.family
+                                                      else f"real clip · {Path(video).name}"))
+            out.append(Example([video, item.question, *options, item.answer or ""], label, kind))
+            named.add(video)
+    if not manifest.is_file():
+        for video in sorted(p for ext in ("mp4", "webm", "mov", "avi", "mkv") for p in folder.rglob(f"*.{ext}")):
+            if str(video.resolve()) not in named:
+                row = [str(video.resolve()), DEFAULT_QUESTION, "", "", "", "", ""]
+                out.append(Example(row, f"clip, no question · {video.name}", "clip"))
+    return out[:limit]
 
-            items = load_dataset(jsonl)
-        except Exception as exc:  # an example file must never stop the app from starting
-            print(f"[tinyr1.app] skipping examples in {jsonl}: {exc}")
-            continue
-        taken = 0
-        for item in items:
-            if taken >= per_file or not Path(item.video).is_file() or len(item.options or []) > len(OPTION_LETTERS):
-                continue
-            taken += 1
-            options = [str(o) for o in (item.options or [])][: len(OPTION_LETTERS)]
-            options += [""] * (len(OPTION_LETTERS) - len(options))
-            rows.append([str(Path(item.video).resolve()), item.question, *options, item.answer or ""])
-            named.add(str(Path(item.video).resolve()))
-    for video in sorted(p for ext in ("mp4", "webm", "mov", "avi", "mkv") for p in folder.rglob(f"*.{ext}")):
-        if str(video.resolve()) not in named:
-            rows.append([str(video.resolve()), DEFAULT_QUESTION, "", "", "", "", ""])
-    return rows[:limit]
+
+def _dataset_rows(jsonl: Path, limit: int) -> list[Any]:
+    """Up to ``limit`` rows of an example JSONL whose video exists and which has at most four
+    options; [] (with a message in the log) when the file cannot be read: an example file must
+    never stop the app from starting."""
+    from tinyr1.data import load_dataset
+
+    try:
+        items = load_dataset(jsonl)
+    except Exception as exc:
+        print(f"[tinyr1.app] skipping examples in {jsonl}: {exc}")
+        return []
+    fit = [i for i in items if Path(i.video).is_file() and len(i.options or []) <= len(OPTION_LETTERS)]
+    return fit[:limit]
+
+
+def find_examples(root: str | Path, per_file: int = 8, limit: int = 16) -> list[list[str]]:
+    """The Examples table's rows ``[video, question, A, B, C, D, answer]`` (``load_examples``)."""
+    return [e.row for e in load_examples(root, per_file, limit)]
 
 
 # ------------------------------------------------------------------------------- input helpers
@@ -362,11 +391,13 @@ class ReasonTab:
                 self._inputs(bench.policy_choices())
             with gr.Column(scale=7):
                 self._outputs()
-        examples = find_examples(bench.root)
+        examples = load_examples(bench.root)
         if examples:
+            # Labels say which clips are the policy's own kind (synthetic world) and which are real.
             gr.Examples(
-                examples=examples, inputs=[self.video, self.question, *self.opt_boxes, self.answer_truth],
-                label="Examples (synthetic-world clips and real clips)", examples_per_page=6,
+                examples=[e.row for e in examples], inputs=[self.video, self.question, *self.opt_boxes, self.answer_truth],
+                example_labels=[e.label for e in examples], label="Examples: click one, then press Reason",
+                examples_per_page=8, elem_id="reason-examples",
             )
         self._wire()
 
