@@ -444,7 +444,7 @@ def _how_to_get(spec: PolicySpec, sizes: dict[str, Any] | None) -> str:
         return _TINY_HOW.get(spec.id, f"put a tinyr1 policy directory at {spec.source}")
     size = f" (~{sizes['memory_gb']['bf16']:.1f} GB)" if sizes else ""
     where = models_dir() / spec.source.split("/")[-1]
-    return (f"download the weights{size} on a machine with internet: `huggingface-cli download {spec.source} "
+    return (f"download the weights{size} on a machine with internet: `hf download {spec.source} "
             f"--local-dir {where}` (or any folder, then pass that path as --policy), or run with the hub "
             f"reachable and HF_HUB_OFFLINE unset to download on first use")
 
@@ -547,7 +547,7 @@ def resolve_policy(name_or_path: str | os.PathLike, *, download_missing: bool = 
             return ResolvedPolicy(download(text), None)
         raise PolicyError(
             f"no directory {text} here, and {text} is not in the Hugging Face cache; download it on a machine "
-            f"with internet (`huggingface-cli download {text} --local-dir DIR`) and pass DIR, or unset "
+            f"with internet (`hf download {text} --local-dir DIR`) and pass DIR, or unset "
             "HF_HUB_OFFLINE where the hub is reachable")
     raise PolicyError(f"no policy at {text}: not a directory, a registry id ({', '.join(s.id for s in SPECS)}) "
                       "or a hub id (owner/name)")

@@ -192,6 +192,10 @@ class Workbench(PolicyCatalog):
         self._frame_loader = frame_loader
         self._loaded: tuple[tuple[str, str | None], Any] | None = None
         self._lock = threading.Lock()  # the GRPO tab and Reason may both ask for a policy
+        # Only generation runs inside a ZeroGPU call: loading stays in the main process, where it
+        # happens once (at start-up for the default policy, tinyr1.app.build_app). Its arguments
+        # are plain data (ZeroGPU pickles them to its worker); the policy comes from the cache.
+        self.generate = zero_gpu(self._generate)
 
     def loaded_description(self, target: str) -> dict[str, Any] | None:
         if self._loaded and self._loaded[0][0] == target:
@@ -264,7 +268,7 @@ class Workbench(PolicyCatalog):
         yield from self._prepare(video, question, policy, num_frames, quantization, prepared)
         if not prepared:
             return
-        model, clip, n, result = prepared["model"], prepared["clip"], prepared["n"], prepared["result"]
+        clip, n, result = prepared["clip"], prepared["n"], prepared["result"]
 
         from tinyr1.policy import GenerationSettings  # only here: the import pulls in torch
 
@@ -277,7 +281,7 @@ class Workbench(PolicyCatalog):
             yield _fail(f"Bad generation settings: {exc}")
             return
         text, last = "", 0.0
-        stream = model.stream(clip.frames, question, options, settings)
+        stream = self.generate(prepared["policy"], quantization, clip.frames, question, options, settings)
         try:
             for text in stream:
                 now = time.perf_counter()
@@ -294,6 +298,17 @@ class Workbench(PolicyCatalog):
             if close is not None:
                 close()  # on Stop: ends the policy's generation thread too
         yield self._step(text, answer, options, config, result, started, done=True)
+
+    def _generate(self, policy: str, quantization: str | None, frames: Any, question: str,
+                  options: list[str] | None, settings: Any) -> Iterator[str]:
+        """The policy's text so far, streamed (the part of Reason that needs the accelerator)."""
+        stream = self.load_policy(policy, quantization).stream(frames, question, options, settings)
+        try:
+            yield from stream
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()  # on Stop: ends the policy's generation thread too
 
     def _prepare(self, video: str | None, question: str, policy: str | None, num_frames: int, quantization: str,
                  out: dict[str, Any]) -> Iterator[ReasonStep]:
@@ -337,7 +352,7 @@ class Workbench(PolicyCatalog):
             "error": None,
         }
         yield ReasonStep(status=f"Generating with **{policy}** on {clip_info}…", frames=frames, banner=banner, result=dict(result))
-        out.update(model=model, clip=clip, n=n, result=result)
+        out.update(model=model, clip=clip, n=n, result=result, policy=policy)
 
     @staticmethod
     def _step(
@@ -382,9 +397,12 @@ class ReasonTab:
     """The Reason tab's components and listeners; built inside a ``gr.Tab``. Its handlers are
     its methods (``reason`` is ``/reason``)."""
 
-    def __init__(self, bench: Workbench, default_policy: str | None) -> None:
+    def __init__(self, bench: Workbench, default_policy: str | None, quantization: str | None = None) -> None:
         self.bench = bench
         self.default_policy = default_policy
+        self.default_quantization = quantization or "none"
+        # the opening policy's recommended settings (a registry policy's), as a later pick would set
+        self.defaults = bench.recommended_settings(default_policy) or {}
         self.banner = gr.Markdown(bench.banner(default_policy), elem_id="tinyr1-banner")
         with gr.Row():
             with gr.Column(scale=5):
@@ -424,12 +442,14 @@ class ReasonTab:
         with gr.Accordion("Policies: size, memory, how to get the missing ones", open=False):
             self.policy_md = gr.Markdown(self.bench.policy_info(), elem_id="reason-policy-info")
         with gr.Accordion("Generation settings", open=False):
-            self.frames = gr.Slider(0, 32, value=0, step=1, label="Frames sampled (0 = the policy's own)")
-            self.temperature = gr.Slider(0, 2, value=0.0, step=0.05, label="Temperature (0 = greedy)")
-            self.top_p = gr.Slider(0.05, 1, value=1.0, step=0.05, label="Top-p")
-            self.max_new = gr.Slider(16, 1024, value=256, step=16, label="Max new tokens")
-            self.seed = gr.Number(value=0, precision=0, label="Seed")
-            self.quant = gr.Radio(list(QUANTIZATIONS), value="none", label="Quantization (nf4/int8 need bitsandbytes)")
+            d = self.defaults
+            self.frames = gr.Slider(0, 32, value=d.get("frames", 0), step=1, label="Frames sampled (0 = the policy's own)")
+            self.temperature = gr.Slider(0, 2, value=d.get("temperature", 0.0), step=0.05, label="Temperature (0 = greedy)")
+            self.top_p = gr.Slider(0.05, 1, value=d.get("top_p", 1.0), step=0.05, label="Top-p")
+            self.max_new = gr.Slider(16, 1024, value=d.get("max_new_tokens", 256), step=16, label="Max new tokens")
+            self.seed = gr.Number(value=d.get("seed", 0), precision=0, label="Seed")
+            self.quant = gr.Radio(list(QUANTIZATIONS), value=self.default_quantization,
+                                  label="Quantization (nf4/int8 need bitsandbytes and a CUDA GPU)", elem_id="reason-quant")
         with gr.Row():
             self.run = gr.Button("Reason", variant="primary", elem_id="reason-run")
             self.stop = gr.Button("Stop", variant="stop", elem_id="reason-stop")
@@ -459,7 +479,7 @@ class ReasonTab:
         inputs = [self.video, self.question, *self.opt_boxes, self.answer_truth, self.policy_dd, self.frames,
                   self.temperature, self.top_p, self.max_new, self.seed, self.quant]
         outputs = [self.status, self.gallery, self.think, self.answer_out, self.chart, self.table, self.result, self.banner]
-        event = self.run.click(zero_gpu(self.reason), inputs=inputs, outputs=outputs, api_name="reason",
+        event = self.run.click(self.reason, inputs=inputs, outputs=outputs, api_name="reason",
                                concurrency_id=MODEL_QUEUE, concurrency_limit=1)
         self.stop.click(None, cancels=[event])
         self.policy_dd.change(
@@ -502,7 +522,7 @@ class ReasonTab:
             for step in self.bench.reason(
                 video, question, options, answer, policy or self.default_policy,
                 num_frames=int(frames), temperature=temperature, top_p=top_p,
-                max_new_tokens=int(max_new_tokens), seed=int(seed), quantization=quantization,
+                max_new_tokens=int(max_new_tokens), seed=int(seed), quantization=quantization or self.default_quantization,
             ):
                 yield self._show(step, first, thumbs)
                 first = False

@@ -2,6 +2,13 @@
 
     TINYR1_QUEUE_SIZE=32 python app.py        # let more requests wait for the model
     TINYR1_MAX_FILE_SIZE=200mb python app.py  # a larger upload limit
+    TINYR1_POLICY=tiny-grpo python app.py     # open on this policy (a picker key, alias or folder)
+    TINYR1_QUANTIZATION=int8 python app.py    # and load it this way (none, nf4, int8)
+
+Which policy the app opens on: TinyLLaVA-Video-R1 in nf4 where ``cuda_available()`` and its
+weights are here or downloadable, else the embedded tiny policy (tinyr1.policy.spec.serving_default).
+On ZeroGPU (``on_zero_gpu()``) that policy is loaded once at start-up, outside any GPU call, as
+ZeroGPU's documentation asks, and ``zero_gpu`` wraps only the generation (Workbench.reason).
 
 Serving rules (docs/DESIGN.md, "Serving the app"): every listener that runs the model shares one
 ``concurrency_id`` (``MODEL_QUEUE``) with concurrency 1, so one generation runs at a time and the
@@ -45,6 +52,25 @@ CSS = """
 #reason-answer textarea {font-size: 1.25em; font-weight: 600;}
 #reason-status, #lab-status {min-height: 2em;}
 """
+
+
+def cuda_available() -> bool:
+    """Whether torch sees a CUDA device (on ZeroGPU, ``spaces`` makes this true at start-up)."""
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def on_zero_gpu() -> bool:
+    """A ZeroGPU Space: the ``spaces`` package importable and ``SPACES_ZERO_GPU`` set (what
+    ``spaces`` itself reads; elsewhere its ``GPU`` decorator returns the function unchanged)."""
+    if os.environ.get("SPACES_ZERO_GPU", "").strip().lower() not in ("1", "t", "true"):
+        return False
+    try:
+        import spaces  # type: ignore[import-not-found]  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def zero_gpu(fn: Callable) -> Callable:
