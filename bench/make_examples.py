@@ -29,7 +29,7 @@ CANDIDATES = 32  # one run of `tinyr1 world`: 8 per family, plenty for one right
 REAL = {
     "video": "bbb_clip.mp4", "question": "What animal is shown?", "options": ["rabbit", "bird", "fish", "dog"],
     "answer": "A", "id": "bbb", "kind": "real",
-    "label": "real clip (Big Buck Bunny): never trained on, expect a broken answer",
+    "label": "real clip (untrained): Big Buck Bunny",  # the table's buttons cut labels past ~45 characters
 }
 
 

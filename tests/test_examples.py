@@ -40,7 +40,7 @@ def test_labels_say_which_clip_is_synthetic_and_which_is_real(shipped):
     real = [e for e in examples if e.kind == "real"]
     assert 4 <= len(world) <= 6 and all(e.label.startswith("world clip") for e in world)
     assert [Path(e.row[0]).name for e in real] == ["bbb_clip.mp4"]
-    assert "real clip" in real[0].label and "never trained on" in real[0].label
+    assert "real clip" in real[0].label and "untrained" in real[0].label
 
 
 def test_examples_are_small():

@@ -414,7 +414,7 @@ class ReasonTab:
             # Labels say which clips are the policy's own kind (synthetic world) and which are real.
             gr.Examples(
                 examples=[e.row for e in examples], inputs=[self.video, self.question, *self.opt_boxes, self.answer_truth],
-                example_labels=[e.label for e in examples], label="Examples: click one, then press Reason",
+                example_labels=[e.label for e in examples], label="Examples: world clips are what the tiny policy knows; the real clip is not",
                 examples_per_page=8, elem_id="reason-examples",
             )
         self._wire()
@@ -443,7 +443,8 @@ class ReasonTab:
             self.policy_md = gr.Markdown(self.bench.policy_info(), elem_id="reason-policy-info")
         with gr.Accordion("Generation settings", open=False):
             d = self.defaults
-            self.frames = gr.Slider(0, 32, value=d.get("frames", 0), step=1, label="Frames sampled (0 = the policy's own)")
+            self.frames = gr.Slider(0, 32, value=d.get("frames", 0), step=1, label="Frames sampled (0 = the policy's own)",
+                                    elem_id="reason-frames-n")
             self.temperature = gr.Slider(0, 2, value=d.get("temperature", 0.0), step=0.05, label="Temperature (0 = greedy)")
             self.top_p = gr.Slider(0.05, 1, value=d.get("top_p", 1.0), step=0.05, label="Top-p")
             self.max_new = gr.Slider(16, 1024, value=d.get("max_new_tokens", 256), step=16, label="Max new tokens")
@@ -457,7 +458,7 @@ class ReasonTab:
     def _outputs(self) -> None:
         self.status = gr.Markdown("Upload a clip (or pick an example), then press **Reason**.", elem_id="reason-status")
         self.gallery = gr.Gallery(
-            label="Frames the policy sees (number · time in the video)", columns=8, height=180,
+            label="Frames the policy sees (number · time in the video)", columns=8, height="auto",
             object_fit="contain", elem_id="reason-frames", preview=False,
         )
         self.think = gr.Textbox(label="Think", lines=6, max_lines=14, autoscroll=True, elem_id="reason-think")
