@@ -78,8 +78,8 @@ class GRPOTab:
                 label="Dataset: a .jsonl (video, question, options, answer per line) or a .zip with it and its videos",
                 file_types=[".jsonl", ".zip"], elem_id="grpo-jsonl", height=110,
             )
-            self.videos = gr.File(label="Its videos (rows find them by file name)", file_count="multiple",
-                                  file_types=["video"], elem_id="grpo-videos", height=110)
+            self.videos = gr.File(label="Its videos (rows find them by file name), or a .zip of them",
+                                  file_count="multiple", file_types=["video", ".zip"], elem_id="grpo-videos", height=110)
 
     def _recipe(self) -> None:
         with gr.Row():
@@ -189,6 +189,10 @@ class GRPOTab:
         # itself would hold back the browser's cancel request, which is sent after it returns.
         self.stop.click(None, cancels=[train_event, resume_event]).then(
             self.runner.wait_closed, inputs=self.run_dd, outputs=self.status, queue=False, api_visibility="private")
+        # The picker lists where each run stands now whenever it is opened (runs move on, stop,
+        # finish, or are started by another visitor after this page was built).
+        self.run_dd.focus(self.refresh_runs, inputs=self.run_dd, outputs=self.run_dd, queue=False,
+                          api_visibility="private")
         self.use.click(self.use_in_reason, inputs=self.run_dd, outputs=[self.policy_dd, self.use_msg, self.tabs],
                        api_name="use_in_reason", queue=False)
         private = dict(api_visibility="private", queue=False)
@@ -257,6 +261,10 @@ class GRPOTab:
                                         policy=policy, preset_name=preset, eval_before=eval_before,
                                         eval_n=int(eval_n or 0), **fields):
             yield self.show(update)
+
+    def refresh_runs(self, current: str | None = None) -> Any:
+        """The run picker's choices as the runs stand now, keeping the current run."""
+        return gr.update(choices=run_choices(self.bench.root), value=current)
 
     def resume_run(self, run: str | None = None, steps: float | None = None) -> Iterator[dict[Any, Any]]:
         """Continue a run (default: the newest) from its last checkpoint with a freshly loaded

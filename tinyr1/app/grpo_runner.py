@@ -23,7 +23,7 @@ import pandas as pd
 
 from tinyr1 import runs
 from tinyr1.app.reason import Workbench
-from tinyr1.app.tables import empty_group, eval_table, group_table, group_title, plot_frames, step_values
+from tinyr1.app.tables import accuracy_change, empty_group, eval_table, group_table, group_title, plot_frames, step_values
 from tinyr1.app.uploads import HELDOUT_MIN_ROWS, HELDOUT_SHARE, prepare_upload, split_heldout
 from tinyr1.runs import RUN_FILE, list_runs, newest_step, run_dir_of, run_label
 
@@ -167,7 +167,7 @@ class _RunView:
             before, after = self.evals.get("eval_before"), self.evals.get("eval_after")
             verdict = ""
             if after:
-                verdict = f" Held-out accuracy {after['accuracy']:.1%}" + (f" (was {before['accuracy']:.1%})." if before else ".")
+                verdict = f" Held-out accuracy {accuracy_change(after, before)}."
             return self.update(f"**Done**: {self.steps} steps in {event.seconds:.0f} s.{verdict} The tuned policy is "
                                f"`{self.label}/final`: press **Use in Reason** to try it.", "done",
                                final=str(event.final), done=True, evals=eval_table(before, after))

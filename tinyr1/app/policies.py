@@ -95,7 +95,7 @@ def policy_banner(
     if loaded:
         params = (loaded.get("parameters") or {}).get("total")
         bits = [f"{params / 1e6:.1f}M parameters" if params else None, loaded.get("device"),
-                loaded.get("quantization") or None, f"{loaded.get('num_frames')} frames" if loaded.get("num_frames") else None]
+                loaded.get("quantization") or None, f"{loaded.get('num_frames')} frames by default" if loaded.get("num_frames") else None]
         facts.append(" · ".join(b for b in bits if b))
     tail = (" " + " ".join(f for f in facts if f)) if facts else ""
     return f"**Policy: {label}** — {what}{tail}"

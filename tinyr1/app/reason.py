@@ -126,6 +126,18 @@ def collect_options(*boxes: str | None) -> list[str] | None:
     return texts[: last + 1]
 
 
+def check_truth(answer: str | None, options: Sequence[str] | None) -> None:
+    """ValueError when the correct answer is a letter no option has ("E" with options A-D): the
+    accuracy reward would then call every answer wrong. Option text and free text pass."""
+    truth = (answer or "").strip()
+    if not options or len(truth) != 1 or not truth.isalpha():
+        return
+    letters = LETTERS[: len(options)]
+    if truth.upper() not in letters and truth.lower() not in (o.strip().lower() for o in options):
+        raise ValueError(f"the correct answer {truth!r} is not one of the options {letters[0]}–{letters[-1]}: "
+                         "give the letter of a filled option, or its text")
+
+
 # ------------------------------------------------------------------------------------- frames
 
 
@@ -264,6 +276,11 @@ class Workbench(PolicyCatalog):
         started = time.perf_counter()
         answer = (answer or "").strip() or None
         options = list(options) if options else None
+        try:
+            check_truth(answer, options)
+        except ValueError as exc:
+            yield _fail(str(exc)[0].upper() + str(exc)[1:] + ".")
+            return
         prepared: dict[str, Any] = {}
         yield from self._prepare(video, question, policy, num_frames, quantization, prepared)
         if not prepared:
@@ -343,6 +360,7 @@ class Workbench(PolicyCatalog):
             yield _fail(f"{str(exc).rstrip('.')}. Upload a video file (mp4, webm, mov…) that plays in a video player.")
             return
         frames = frame_gallery(clip.frames, clip.timestamps)
+        banner += f" · **{len(frames)} frames this run**"  # the policy's own count may differ
         meta = getattr(clip, "meta", None)
         clip_info = f"{len(frames)} frames of a {getattr(meta, 'duration', 0) or 0:.1f} s clip" if meta else f"{len(frames)} frames"
         result: dict[str, Any] = {
