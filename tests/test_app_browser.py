@@ -45,55 +45,61 @@ def shots() -> Path:
 
 
 @pytest.fixture(scope="module")
-def page():
+def browser():
+    """One Playwright session for the module (its sync API allows one at a time): a function that
+    opens a fresh chromium profile on a URL and gives back its page."""
     from playwright.sync_api import sync_playwright
 
     assert CHROMIUM, "chromium must be installed in CI (./run.sh test installs it)"
-    profile = tempfile.mkdtemp(prefix="tinyr1-chromium-")
-    app = launched_app()
+    profiles, contexts = [], []
     with sync_playwright() as p:
-        # A fresh profile (--user-data-dir; Playwright takes it as launch_persistent_context's argument).
-        context = p.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, args=FLAGS, headless=True, viewport={"width": 1400, "height": 1000}
-        )
-        page = context.pages[0] if context.pages else context.new_page()
-        page.set_default_timeout(TIMEOUT_MS)
-        page.goto(app.url)
-        page.locator("#reason-run").wait_for()
-        yield page
-        context.close()
-    shutil.rmtree(profile, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def shipped_page():
-    """The app as shipped: this repository's root (its assets/examples, its policies), served on a
-    free port; the registry sees no downloaded checkpoint, so it opens on the embedded tiny-grpo
-    as on a CPU machine."""
-    from playwright.sync_api import sync_playwright
-
-    from app_support import free_port, no_downloaded_models
-    from tinyr1.app import build_app, launch_kwargs
-
-    with no_downloaded_models():
-        demo = build_app(ROOT)
-    port = free_port()
-    demo.launch(prevent_thread_lock=True, server_port=port, quiet=True, **launch_kwargs(ROOT))
-    profile = tempfile.mkdtemp(prefix="tinyr1-chromium-")
-    try:
-        with sync_playwright() as p:
+        def open_page(url: str):
+            # A fresh profile (--user-data-dir; Playwright takes it as launch_persistent_context's argument).
+            profile = tempfile.mkdtemp(prefix="tinyr1-chromium-")
+            profiles.append(profile)
             context = p.chromium.launch_persistent_context(
                 profile, executable_path=CHROMIUM, args=FLAGS, headless=True, viewport={"width": 1400, "height": 1000}
             )
+            contexts.append(context)
             page = context.pages[0] if context.pages else context.new_page()
             page.set_default_timeout(TIMEOUT_MS)
-            page.goto(f"http://127.0.0.1:{port}/")
+            page.goto(url)
             page.locator("#reason-run").wait_for()
-            yield page
+            return page
+
+        yield open_page
+        for context in contexts:
             context.close()
+    for profile in profiles:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def page(browser):
+    return browser(launched_app().url)
+
+
+@pytest.fixture(scope="module")
+def shipped_page(browser):
+    """The app as shipped: this repository's root (its assets/examples, its policies), served on a
+    free port; the registry sees no downloaded checkpoint, so it opens on the embedded tiny-grpo
+    as on a CPU machine."""
+    from app_support import free_port
+    from tinyr1 import registry
+    from tinyr1.app import build_app, launch_kwargs
+
+    with pytest.MonkeyPatch.context() as mp:  # no downloaded checkpoint seen, default folders shown
+        local = registry.local_path
+        mp.setattr(registry, "local_path", lambda spec: local(spec) if spec.kind == "tiny" else None)
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.delenv("TINYR1_MODELS", raising=False)
+        demo = build_app(ROOT)
+    port = free_port()
+    demo.launch(prevent_thread_lock=True, server_port=port, quiet=True, **launch_kwargs(ROOT))
+    try:
+        yield browser(f"http://127.0.0.1:{port}/")
     finally:
         demo.close()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def test_shipped_examples_each_give_a_well_formed_answer(shipped_page, shots):
@@ -136,7 +142,7 @@ def test_frame_captions_fit_a_phone(shipped_page, shots):
         page.locator("#reason-examples").get_by_text("world clip · direction", exact=True).click()
         page.locator("#reason-run").click()
         expect(page.locator("#reason-status")).to_contain_text("Done", timeout=60_000)
-        expect(page.locator("#reason-status")).to_contain_text("16 frames")
+        expect(page.locator("#tinyr1-banner")).to_contain_text("16 frames this run")
         captions = page.locator("#reason-frames .caption-label, #reason-frames figcaption, #reason-frames .caption")
         expect(captions).to_have_count(16)
         for i in range(16):

@@ -443,10 +443,19 @@ def _how_to_get(spec: PolicySpec, sizes: dict[str, Any] | None) -> str:
     if spec.kind == "tiny":
         return _TINY_HOW.get(spec.id, f"put a tinyr1 policy directory at {spec.source}")
     size = f" (~{sizes['memory_gb']['bf16']:.1f} GB)" if sizes else ""
-    where = models_dir() / spec.source.split("/")[-1]
+    where = _shown(models_dir() / spec.source.split("/")[-1])
     return (f"download the weights{size} on a machine with internet: `hf download {spec.source} "
             f"--local-dir {where}` (or any folder, then pass that path as --policy), or run with the hub "
             f"reachable and HF_HUB_OFFLINE unset to download on first use")
+
+
+def _shown(path: Path) -> str:
+    """A path as a person would type it: ``~/...`` under the home folder (commands are copied
+    from the app's banner onto other machines)."""
+    try:
+        return "~/" + str(Path(path).relative_to(Path.home()))
+    except ValueError:
+        return str(path)
 
 
 def _entry(spec: PolicySpec, probe_network: bool) -> PolicyEntry:

@@ -360,7 +360,8 @@ class Workbench(PolicyCatalog):
             yield _fail(f"{str(exc).rstrip('.')}. Upload a video file (mp4, webm, mov…) that plays in a video player.")
             return
         frames = frame_gallery(clip.frames, clip.timestamps)
-        banner += f" · **{len(frames)} frames this run**"  # the policy's own count may differ
+        head, sep, tail = banner.partition("\n\n")  # in the policy's line, before any how-to paragraph
+        banner = f"{head} · **{len(frames)} frames this run**{sep}{tail}"  # the policy's own count may differ
         meta = getattr(clip, "meta", None)
         clip_info = f"{len(frames)} frames of a {getattr(meta, 'duration', 0) or 0:.1f} s clip" if meta else f"{len(frames)} frames"
         result: dict[str, Any] = {
@@ -476,7 +477,7 @@ class ReasonTab:
     def _outputs(self) -> None:
         self.status = gr.Markdown("Upload a clip (or pick an example), then press **Reason**.", elem_id="reason-status")
         self.gallery = gr.Gallery(
-            label="Frames the policy sees (number · time in the video)", columns=8, height="auto",
+            label="Frames the policy sees (number · time in the video)", columns=8, height=240,
             object_fit="contain", elem_id="reason-frames", preview=False,
         )
         self.think = gr.Textbox(label="Think", lines=6, max_lines=14, autoscroll=True, elem_id="reason-think")

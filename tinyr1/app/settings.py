@@ -51,9 +51,9 @@ CSS = """
 #tinyr1-banner {border-left: 4px solid var(--color-accent); padding-left: 0.8em;}
 #reason-answer textarea {font-size: 1.25em; font-weight: 600;}
 #reason-status, #lab-status {min-height: 2em;}
-/* Frames: as many columns as fit (4 on a phone, 8+ on a desktop) instead of a fixed 8 that
+/* Frames: as many columns as fit (3 on a phone, 5 beside the inputs on a desktop; more scroll) instead of a fixed 8 that
    overflow a narrow column, and captions ("#12 · 10.50 s") small enough to show whole. */
-#reason-frames .grid-container {grid-template-columns: repeat(auto-fill, minmax(84px, 1fr)) !important;
+#reason-frames .grid-container {grid-template-columns: repeat(auto-fill, minmax(100px, 1fr)) !important;
   grid-template-rows: none !important; grid-auto-rows: auto !important;}
 #reason-frames .caption-label {max-width: calc(100% - 4px); font-size: 0.7em; padding: 1px 4px;
   white-space: nowrap; overflow: visible; text-overflow: clip;}
