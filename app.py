@@ -7,9 +7,14 @@ The Blocks live in ``tinyr1/app/``; this file only builds them at module level (
 Spaces and ``gradio app.py`` reload mode look for) and launches them with the serving settings
 (theme and css go to ``launch`` in Gradio 6; the upload limit; the paths the server may read).
 """
+import os
 from pathlib import Path
 
-from tinyr1.app import build_app, launch_kwargs
+# Offline by default (before gradio and huggingface_hub are imported): no analytics, no telemetry.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+from tinyr1.app import build_app, launch_kwargs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 

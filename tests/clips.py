@@ -77,10 +77,23 @@ RECIPES: dict[str, tuple[list[str], list[str]]] = {
     "rot90.mp4": (["-display_rotation", "90", "-i", "{pattern.mp4}"], ["-c", "copy"]),
     "rot180.mp4": (["-display_rotation", "180", "-i", "{pattern.mp4}"], ["-c", "copy"]),
     "rot270.mp4": (["-display_rotation", "270", "-i", "{pattern.mp4}"], ["-c", "copy"]),
+    # rotation and mirroring together (a mirrored display matrix): ffmpeg's -display_hflip/vflip
+    **{f"rot{deg}_{flip}.mp4": (["-display_rotation", str(deg), f"-display_{flip}", "-i", "{pattern.mp4}"],
+                                ["-c", "copy"]) for deg in (0, 90, 180, 270) for flip in ("hflip", "vflip")},
+    # a raw H.264 stream named .mp4: no container, so no stated duration (FFmpeg assumes 25 fps)
+    "raw_h264.mp4": (_NUMBERED, [*_H264, "-f", "h264"]),
+    "anim.webp": (_NUMBERED, ["-c:v", "libwebp", "-loop", "0"]),  # animated WebP
+    # one 8192x4320 frame (DCI 8K, the largest VideoLimits allows), solid grey: tiny and fast to make
+    "grey_8k.mp4": (["-f", "lavfi", "-i", "color=c=gray:s=8192x4320:r=10:d=0.1"],
+                    ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]),
     "audio.m4a": (["-f", "lavfi", "-i", "sine=frequency=440:duration=1"], ["-c:a", "aac"]),
     "audio_only.mp4": (["-f", "lavfi", "-i", "sine=frequency=440:duration=1"], ["-c:a", "aac"]),
     "no_streams.mp4": (_NUMBERED, ["-frames:v", "0", *_H264]),
     "bbb_faststart.mp4": (["-i", "{bbb}"], ["-map", "0:v", "-c", "copy", "-movflags", "+faststart"]),
+    # the two halves of res_change.ts: 1 s at 64x48, then 1 s at 96x64 (MPEG-TS timestamps overlap
+    # when such files are joined, as `cat a.ts b.ts` of separately encoded segments gives)
+    "half_64x48.ts": (["-f", "lavfi", "-i", f"testsrc2=s=64x48:r={FPS}:d=1"], _H264),
+    "half_96x64.ts": (["-f", "lavfi", "-i", f"testsrc2=s=96x64:r={FPS}:d=1"], ["-output_ts_offset", "1", *_H264]),
 }
 
 
@@ -135,6 +148,8 @@ class Clips:
         elif name == "truncated_faststart.mp4":  # index at the front, 70% of the frames' data cut
             real = self.get("bbb_faststart.mp4").read_bytes()
             data = real[: int(len(real) * 0.3)]
+        elif name == "res_change.ts":  # the frame size changes mid-stream: two MPEG-TS files joined
+            data = self.get("half_64x48.ts").read_bytes() + self.get("half_96x64.ts").read_bytes()
         elif name == "zeroed.mp4":  # container and index intact, every frame's bytes zeroed
             real = bytearray(self.get("h264.mp4").read_bytes())
             start = real.find(b"mdat") + 4

@@ -190,17 +190,88 @@ def test_an_uploaded_jsonl_with_its_videos_trains_and_holds_a_slice_out(runner, 
     assert all((runner.root / updates[-1].run / "data" / json.loads(line)["video"]).is_file() for line in train)
 
 
-def test_a_zip_with_the_jsonl_and_its_videos_is_accepted(runner, upload, tmp_path):
+def _zip(upload, archive: Path, extra: str | None = None) -> Path:
     jsonl, clips = upload
-    archive = tmp_path / "mine.zip"
     with zipfile.ZipFile(archive, "w") as z:
         z.write(jsonl, "mine/data.jsonl")
         for clip in clips:
             z.write(clip, f"mine/clips/{clip.name}")
-        z.writestr("../escape.mp4", b"never written")  # zip slip: skipped
+        if extra:
+            z.writestr(extra, b"never written")
+    return archive
+
+
+def test_a_zip_with_the_jsonl_and_its_videos_is_accepted(runner, upload, tmp_path):
+    archive = _zip(upload, tmp_path / "mine.zip")
     updates = list(runner.start(data_source="upload", jsonl=str(archive), steps=1, eval_before=False, eval_n=0, **FAST))
     assert updates[-1].phase == "done", updates[-1].status
-    assert not (runner.root / updates[-1].run / "data" / "escape.mp4").exists()
+
+
+def test_a_zip_with_a_traversing_entry_is_refused_with_a_message(runner, upload, tmp_path):
+    archive = _zip(upload, tmp_path / "mine.zip", extra="../escape.mp4")  # zip slip
+    before = list_runs(runner.root)
+    updates = list(runner.start(data_source="upload", jsonl=str(archive), steps=1, eval_before=False, eval_n=0, **FAST))
+    assert updates[-1].phase == "error" and "../escape.mp4" in updates[-1].error
+    assert list_runs(runner.root) == before and not (runner.root / "runs" / "escape.mp4").exists()
+
+
+def test_rows_naming_videos_by_absolute_path_find_the_uploads_by_name(runner, upload, tmp_path):
+    jsonl, clips = upload
+    rows = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    absolute = tmp_path / "absolute.jsonl"
+    absolute.write_text("".join(json.dumps({**r, "video": str((jsonl.parent / r["video"]).resolve())}) + "\n" for r in rows))
+    updates = list(runner.start(data_source="upload", jsonl=str(absolute), videos=[str(c) for c in clips],
+                                steps=1, eval_before=False, eval_n=0, **FAST))
+    assert updates[-1].phase == "done", updates[-1].status
+
+
+@pytest.mark.parametrize("field, value, says", [
+    ("num_generations", 20000, "TINYR1_MAX_GRPO_GROUP_SIZE"),
+    ("steps", 10**6, "TINYR1_MAX_GRPO_STEPS"),
+    ("prompts_per_step", 1000, "TINYR1_MAX_GRPO_PROMPTS_PER_STEP"),
+    ("max_new_tokens", 100000, "TINYR1_MAX_GRPO_NEW_TOKENS"),
+    ("world_n", 10**7, "TINYR1_MAX_WORLD_QUESTIONS"),
+])
+def test_grpo_settings_over_a_limit_are_refused_before_anything_is_written(runner, field, value, says):
+    before = list_runs(runner.root)
+    updates = list(runner.start(**{"world_n": 4, **FAST, field: value}))
+    assert len(updates) == 1 and updates[0].phase == "error" and says in updates[0].error
+    assert list_runs(runner.root) == before
+
+
+def test_a_run_is_refused_when_the_disk_is_nearly_full(runner, monkeypatch):
+    import tinyr1.app.grpo_runner as grpo_runner
+
+    monkeypatch.setattr(grpo_runner, "MIN_FREE_DISK_MB", float(1 << 40))  # more than any disk has
+    updates = list(runner.start(world_n=4, **FAST))
+    assert updates[-1].phase == "error" and "TINYR1_MIN_FREE_DISK_MB" in updates[-1].error
+
+
+def test_a_run_past_its_time_limit_stops_with_a_checkpoint(runner, monkeypatch):
+    monkeypatch.setenv("TINYR1_MAX_GRPO_MINUTES", "1")
+    clock = iter(range(0, 10**6, 3600))  # every reading of the clock is an hour later
+    monkeypatch.setattr("tinyr1.app.grpo_runner._clock", lambda: next(clock))
+    updates = list(runner.start(world_n=4, eval_before=False, eval_n=0, **{**FAST, "steps": 50}))
+    assert updates[-1].phase == "error" and "TINYR1_MAX_GRPO_MINUTES" in updates[-1].error
+    run = runner.root / updates[-1].run
+    assert [u.step for u in updates if u.phase == "step"] == [1]
+    assert (run / "checkpoints" / "step-000001" / "manifest.json").is_file()
+
+
+def test_the_uploads_of_a_session_are_bounded(runner, upload, monkeypatch):
+    jsonl, clips = upload
+    monkeypatch.setenv("TINYR1_MAX_SESSION_UPLOAD_BYTES", str(sum(c.stat().st_size for c in clips) + jsonl.stat().st_size + 10))
+    first = list(runner.start(data_source="upload", jsonl=str(jsonl), videos=[str(c) for c in clips], steps=1,
+                              eval_before=False, eval_n=0, session="s1", **FAST))
+    assert first[-1].phase == "done", first[-1].status
+    copy = jsonl.parent / "again.jsonl"
+    copy.write_text(jsonl.read_text())
+    again = list(runner.start(data_source="upload", jsonl=str(copy), videos=[str(c) for c in clips], steps=1,
+                              eval_before=False, eval_n=0, session="s1", **FAST))
+    assert again[-1].phase == "error" and "TINYR1_MAX_SESSION_UPLOAD_BYTES" in again[-1].error
+    other = list(runner.start(data_source="upload", jsonl=str(copy), videos=[str(c) for c in clips], steps=1,
+                              eval_before=False, eval_n=0, session="s2", **FAST))
+    assert other[-1].phase == "done", other[-1].status  # another session has its own total
 
 
 def _bad(folder: Path, clips: list[Path], kind: str) -> tuple[Path, list[str]]:

@@ -130,12 +130,82 @@ def test_stop_cancels_a_run_and_the_next_one_runs(client, world_example):
     assert good[RESULT]["done"] and good[RESULT]["error"] is None
 
 
+def test_a_cancelled_generation_frees_the_model_for_the_next_request(client, world_example):
+    job = client.submit(**world_example, policy="tiny-random", max_new_tokens=1024, temperature=1.0, seed=4,
+                        api_name="/reason")
+    deadline = time.time() + 30
+    while not any("completion" in r for r in _results(job.outputs())) and time.time() < deadline:
+        time.sleep(0.02)
+    job.cancel()
+    started = time.perf_counter()
+    good = client.predict(**world_example, **SHORT, api_name="/reason")
+    assert good[RESULT]["done"] and good[RESULT]["error"] is None
+    assert time.perf_counter() - started < 10, "the cancelled generation still held the model"
+
+
+def test_a_1mb_question_is_refused_at_once_and_the_next_request_is_served(client, world_example):
+    started = time.perf_counter()
+    out = client.predict(**{**world_example, "question": "why? " * 200_000}, **SHORT, api_name="/reason")
+    refused = time.perf_counter() - started
+    assert out[RESULT]["done"] and "TINYR1_MAX_QUESTION_CHARS" in out[RESULT]["error"] and out[STATUS].startswith("⚠️")
+    assert refused < 1.0, f"refused after {refused:.2f} s"
+    started = time.perf_counter()
+    good = client.predict(**world_example, **SHORT, api_name="/reason")
+    assert good[RESULT]["done"] and good[RESULT]["error"] is None and time.perf_counter() - started < 10
+
+
+def test_a_2mb_dataset_row_is_refused_at_once(client, world_example, tmp_path):
+    row = tmp_path / "huge.jsonl"
+    row.write_text(json.dumps({"video": "a.mp4", "question": "q" * (2 << 20), "options": ["a", "b"], "answer": "A"}) + "\n")
+    upload = handle_file(str(row))
+    started = time.perf_counter()
+    out = client.predict(**{**TRAIN_FAST, "data_source": "upload"}, dataset=upload, steps=1, api_name="/train")
+    refused = time.perf_counter() - started
+    assert out[TRAIN_JSON]["phase"] == "error" and "TINYR1_MAX_DATASET_ROW_BYTES" in out[TRAIN_JSON]["error"]
+    assert refused < 1.0, f"refused after {refused:.2f} s"
+    started = time.perf_counter()
+    good = client.predict(**world_example, **SHORT, api_name="/reason")
+    assert good[RESULT]["done"] and good[RESULT]["error"] is None and time.perf_counter() - started < 10
+
+
+def test_a_huge_group_size_is_refused_with_the_limit_named(client):
+    out = client.predict(**{**TRAIN_FAST, "num_generations": 20000}, steps=1, api_name="/train")
+    assert out[TRAIN_JSON]["phase"] == "error" and "TINYR1_MAX_GRPO_GROUP_SIZE" in out[TRAIN_JSON]["error"]
+
+
+def test_a_completion_with_backticks_cannot_break_the_status(client):
+    completion = "<think>a</think><answer>B</answer> `<img src=x onerror=alert(1)>"
+    breakdown, chart, table, summary = client.predict(completion=completion, answer="B", options="left\nright",
+                                                      api_name="/reward")
+    from markdown_it import MarkdownIt
+
+    html = MarkdownIt().render(summary)
+    assert "<img" not in html and "&lt;img" in html  # shown as text inside one code span
+    out = client.predict(completion="<think>" * 30_000, answer="B", options="left\nright", api_name="/reward")
+    assert "TINYR1_MAX_COMPLETION_CHARS" in out[0]["error"]
+
+
+def test_config_and_messages_show_no_absolute_path_of_the_app(app, client, world_example):
+    config = urllib.request.urlopen(f"{app.url}config", timeout=10).read().decode()
+    assert str(app.root) not in config and str(app.root.resolve()) not in config
+    # A run whose data went missing: the loader's message names the file, relative to the app.
+    from tinyr1.grpo.config import GRPOConfig
+
+    broken = app.root / "runs" / "broken"
+    broken.mkdir(parents=True, exist_ok=True)
+    (broken / "app.json").write_text(json.dumps({"config": GRPOConfig().to_dict(), "data": {"train": "data/train.jsonl"},
+                                                 "policy": {"label": "tiny-random", "path": "x"}}))
+    out = client.predict(run="runs/broken", steps=None, api_name="/resume")
+    assert "runs/broken/data/train.jsonl" in out[TRAIN_JSON]["error"]
+    assert str(app.root) not in out[TRAIN_JSON]["error"] and str(app.root) not in out[0]
+
+
 def test_serving_limits(app):
     demo = app.demo
     assert demo._queue.max_size == QUEUE_SIZE
     reason = next(fn for fn in demo.fns.values() if fn.api_name == "reason")
     assert reason.concurrency_id == "model" and reason.concurrency_limit == 1
-    assert demo.max_file_size == int(MAX_FILE_SIZE.rstrip("mb")) * 1024 * 1024
+    assert demo.max_file_size == MAX_FILE_SIZE == 50 << 20  # tinyr1.limits.UPLOAD_BYTES
 
 
 @pytest.mark.parametrize("which", ["the repository's pyproject.toml", "/etc/passwd", "an example clip on disk"])

@@ -172,3 +172,42 @@ def test_reward_cli_reads_standard_input_only_up_to_the_limit(capsys, monkeypatc
     monkeypatch.setattr(sys, "stdin", io.StringIO("<think>t</think><answer>B</answer>"))
     assert reward("--json", "--answer", "B", "--options", *"abcdefghij") == 0  # ten options: fine
     assert json.loads(capsys.readouterr().out)["correct"] is True
+
+
+# A request to the public app (tinyr1.app.guard, checked before any model work) -> its variable
+APP_REQUESTS = {
+    "1 MB question": (dict(question="why? " * 200_000, options=None, num_frames=0, max_new_tokens=256),
+                      "TINYR1_MAX_QUESTION_CHARS"),
+    "one option": (dict(question="q", options=["only"], num_frames=0, max_new_tokens=256), "2 to 10 options"),
+    "1000 frames": (dict(question="q", options=None, num_frames=1000, max_new_tokens=256), "TINYR1_MAX_FRAMES"),
+    "1000000 new tokens": (dict(question="q", options=None, num_frames=0, max_new_tokens=1_000_000),
+                           "TINYR1_MAX_NEW_TOKENS"),
+}
+
+
+@pytest.mark.parametrize("name", APP_REQUESTS)
+def test_app_requests(name: str) -> None:
+    from tinyr1.app.guard import LimitError, check_reason
+
+    kwargs, phrase = APP_REQUESTS[name]
+    with pytest.raises(LimitError, match=phrase):
+        check_reason(kwargs.pop("question"), kwargs.pop("options"), **kwargs)
+
+
+# `tinyr1 train` flags -> a phrase of its error (a UserError before torch is imported)
+TRAIN_CALLS = {
+    "temperature inf": (["--temperature", "inf"], "--temperature must be a finite number"),
+    "seed 2**70": (["--seed", str(2**70)], "--seed must be between 0 and 2**63 - 1"),
+    "device tpu:9": (["--device", "tpu:9"], "--device must be cpu, cuda, cuda:N, mps or auto"),
+    "steps -1": (["--steps", "-1"], "--steps must be >= 1"),
+}
+
+
+@pytest.mark.parametrize("name", TRAIN_CALLS)
+def test_train_cli(name: str) -> None:
+    argv, phrase = TRAIN_CALLS[name]
+    base = ["train", "--world-split", "train", "--out", "/tmp/tinyr1-never-written", "--steps", "1"]
+    args = build_parser("train").parse_args([*base, *argv])
+    with pytest.raises(UserError) as info:
+        args.func(args)
+    assert phrase in str(info.value), str(info.value)

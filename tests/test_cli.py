@@ -38,6 +38,14 @@ def _run(*argv: str) -> subprocess.CompletedProcess:
     (["convert", "/nonexistent", "/tmp/tinyr1-never-written"], "is not a directory"),
     (["world", "--split", "test", "--n", "0", "--out", "/tmp/tinyr1-never-written"], "--n must be at least 1"),
     (["train-tiny", "--out", "/tmp/tinyr1-never-written", "--threads", "0"], "--threads must be >= 1"),
+    (["train", "--world-split", "train", "--steps", "-1", "--out", "/tmp/tinyr1-never-written"], "--steps must be >= 1"),
+    (["train", "--world-split", "train", "--steps", "1", "--out", "/tmp/tinyr1-never-written", "--device", "tpu:9"],
+     "--device must be"),
+    (["train", "--world-split", "train", "--steps", "1", "--out", "/tmp/tinyr1-never-written", "--temperature", "inf"],
+     "--temperature must be a finite number"),
+    (["train", "--world-split", "train", "--steps", "1", "--out", "/tmp/tinyr1-never-written", "--seed", str(2**70)],
+     "--seed must be between 0 and 2**63 - 1"),
+    (["reason", "assets/examples/bbb_clip.mp4", "-q", "x", "--options", "only one"], "2 to 10 options"),
 ])
 def test_bad_input_exits_2_before_torch_is_imported(argv, message):
     done = _run(*argv)
@@ -45,3 +53,11 @@ def test_bad_input_exits_2_before_torch_is_imported(argv, message):
     errors = [ln for ln in done.stderr.splitlines() if not ln.startswith("import time:")]
     assert any(ln.startswith(f"tinyr1 {argv[0]}: error:") and message in ln for ln in errors), errors
     assert not IMPORTED_TORCH.search(done.stderr), f"tinyr1 {argv[0]} imported torch before refusing its input"
+
+
+@pytest.mark.parametrize("command", [["reason", "assets/examples/bbb_clip.mp4", "-q", "What happens?"], ["eval", "--n", "1"]])
+def test_max_new_tokens_beyond_the_policys_context_is_refused(command, tmp_path):
+    """The flag's own cap (4096) is above the tiny policy's context (1024): refused once it loads."""
+    done = _run(*command, "--max-new-tokens", "4000")
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "does not fit the policy's context" in done.stderr

@@ -186,6 +186,8 @@ def test_eval_cli_bad_numbers(tiny_dir, argv, message, capsys):
 
 def test_eval_cli_unanswered_dataset(tiny_dir, world_jsonl, tmp_path, capsys):
     rows = [VideoQA(video=r.video, question=r.question, options=r.options, id=r.id) for r in load_dataset(world_jsonl)[:2]]
-    path = write_dataset(rows, tmp_path / "open.jsonl")
+    path = write_dataset(rows, tmp_path / "open.jsonl")  # its clips lie elsewhere: absolute paths
     assert main(["eval", "--policy", str(tiny_dir), "--data", str(path)]) == 2
+    assert "--allow-outside-paths" in capsys.readouterr().err  # confined by default, the flag named
+    assert main(["eval", "--policy", str(tiny_dir), "--data", str(path), "--allow-outside-paths"]) == 2
     assert "no answer" in capsys.readouterr().err

@@ -510,8 +510,9 @@ def test_a_full_disk_is_a_clear_error_and_leaves_no_torn_line(policy_dir, rows, 
 
     data = write_dataset(rows, tmp_path / "train.jsonl")
     out = tmp_path / "run"
-    base = ["train", "--policy", str(policy_dir), "--data", str(data), "--out", str(out), "--quiet", "--threads", "1",
-            "--prompts-per-step", "2", "--num-generations", "2", "--max-new-tokens", "6", "--checkpoint-every", "1"]
+    # The JSONL is written away from its clips (absolute paths): --allow-outside-paths trusts it.
+    base = ["train", "--policy", str(policy_dir), "--data", str(data), "--allow-outside-paths", "--out", str(out),
+            "--quiet", "--threads", "1", "--prompts-per-step", "2", "--num-generations", "2", "--max-new-tokens", "6", "--checkpoint-every", "1"]
     assert main([*base, "--steps", "1"]) == 0
     real_fsync = files.os.fsync
     monkeypatch.setattr(files.os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space left on device")))
@@ -596,8 +597,9 @@ def test_cli_trains_resumes_and_rejects_bad_settings(policy_dir, rows, tmp_path,
 
     data = write_dataset(rows, tmp_path / "train.jsonl")
     out = tmp_path / "run"
-    base = ["train", "--policy", str(policy_dir), "--data", str(data), "--out", str(out), "--quiet", "--threads", "1",
-            "--prompts-per-step", "2", "--num-generations", "2", "--max-new-tokens", "6", "--checkpoint-every", "1"]
+    # The JSONL is written away from its clips (absolute paths): --allow-outside-paths trusts it.
+    base = ["train", "--policy", str(policy_dir), "--data", str(data), "--allow-outside-paths", "--out", str(out),
+            "--quiet", "--threads", "1", "--prompts-per-step", "2", "--num-generations", "2", "--max-new-tokens", "6", "--checkpoint-every", "1"]
     assert main([*base, "--steps", "1"]) == 0
     assert "trained policy:" in capsys.readouterr().out
     assert main([*base, "--steps", "2", "--json"]) == 0  # resumes: one more step

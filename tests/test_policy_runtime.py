@@ -83,10 +83,44 @@ def test_stream_times_out_when_no_token_comes(policy, monkeypatch) -> None:
 
 
 def test_closing_a_stream_early_stops_generation(policy) -> None:
-    stream = policy.stream(*ITEMS[0], GenerationSettings(max_new_tokens=2000, temperature=1.0, seed=0))
+    stream = policy.stream(*ITEMS[0], GenerationSettings(max_new_tokens=1900, temperature=1.0, seed=0))
     next(stream)
     stream.close()
     assert not [t for t in threading.enumerate() if t.name == "tinyr1-generate"]
+
+
+def test_a_prompt_and_new_tokens_beyond_the_context_are_refused_before_generating(policy) -> None:
+    limit = policy.max_positions
+    assert limit == policy.core.language_model.config.max_position_embeddings
+    too_many = GenerationSettings(max_new_tokens=limit)  # the prompt needs positions too
+    with pytest.raises(PolicyError, match="context of"):
+        next(policy.stream(*ITEMS[0], too_many))
+    with pytest.raises(PolicyError, match="context of"):
+        policy.generate(*ITEMS[0], too_many)
+    assert not [t for t in threading.enumerate() if t.name == "tinyr1-generate"]
+
+
+def test_closing_a_stream_does_not_wait_for_a_stuck_generation(policy, monkeypatch) -> None:
+    """Close returns within STOP_JOIN_SECONDS even when generate ignores the stop (here: blocked
+    on an event the test sets only after close returned); the lock is released when it ends."""
+    gate, seen = threading.Event(), {}
+
+    def stuck(*args, streamer=None, **kwargs):
+        streamer.put(torch.tensor([[]], dtype=torch.long))
+        streamer.put(torch.tensor([5]))
+        seen["released_after_close"] = gate.wait(30)
+        return torch.tensor([[5]])
+
+    monkeypatch.setattr(policy.core.language_model, "generate", stuck)
+    stream = policy.stream(*ITEMS[0], GREEDY, timeout=30)
+    next(stream)
+    stream.close()  # before: waited for the thread (up to the 120 s timeout)
+    gate.set()
+    for t in [t for t in threading.enumerate() if t.name == "tinyr1-generate"]:
+        t.join(10)
+    assert seen["released_after_close"] is True
+    assert policy._lock.acquire(timeout=5)
+    policy._lock.release()
 
 
 def test_generation_stops_at_the_end_token() -> None:

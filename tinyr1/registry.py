@@ -40,6 +40,7 @@ from typing import Any
 
 from tinyr1.policy.spec import (
     COLDSTART_POLICY,
+    DEFAULT_POLICIES,
     GRPO_POLICY,
     POLICIES_DIR,
     QUANT_SKIP_MODULES,
@@ -602,9 +603,9 @@ __all__ = [
 # that root. Listing may probe the hub (one TCP connection, at most PROBE_TIMEOUT_S, never under
 # HF_HUB_OFFLINE=1): callers list once and again on request.
 
-#: The policies this repository trains and ships (assets/policies/<name>), the default first: the
-#: same as tinyr1.policy.DEFAULT_POLICIES (a test checks), kept here so listing does not import torch.
-EMBEDDED = ("tiny-grpo", "tiny-coldstart")
+#: The policies this repository trains and ships (assets/policies/<name>), the default first
+#: (owned by the torch-free tinyr1.policy.spec).
+EMBEDDED = DEFAULT_POLICIES
 
 
 def find_policies(root: str | Path) -> dict[str, str]:

@@ -102,12 +102,52 @@ def is_finished(run_dir: Path) -> bool:
     return (Path(run_dir) / "final" / "config.json").is_file()
 
 
+#: Written last into a checkpoint folder by tinyr1.checkpoints (its MANIFEST; named here so that
+#: listing runs does not import torch).
+CHECKPOINT_MANIFEST = "manifest.json"
+
+
 def newest_step(run_dir: Path) -> int:
     """The step of the newest complete checkpoint of a run (0 when none). Read from the folder
-    names (checkpoints/step-NNNNNN with its trainer_state.pt), without importing torch."""
+    names (checkpoints/step-NNNNNN holding its trainer_state.pt and, written last, its
+    manifest.json), without importing torch."""
     steps = [int(p.name[5:]) for p in (Path(run_dir) / "checkpoints").glob("step-*")
-             if p.name[5:].isdigit() and (p / "trainer_state.pt").is_file()]
+             if p.name[5:].isdigit() and (p / "trainer_state.pt").is_file() and (p / CHECKPOINT_MANIFEST).is_file()]
     return max(steps, default=0)
+
+
+def prune_app_runs(root: str | Path, *, max_age_hours: float, max_count: int | None, now: float | None = None,
+                   keep: Sequence[str | Path] = ()) -> list[str]:
+    """Delete the runs the app started (``created_by: app`` in their app.json) that are older than
+    ``max_age_hours`` (by the app.json's time; 0: no age limit), and beyond the newest
+    ``max_count`` (None: no count limit); runs in ``keep`` (one training now) stay. Runs of the CLI
+    are never touched. Returns the labels deleted."""
+    import shutil
+
+    base = Path(root) / RUNS_DIR
+    if not base.is_dir():
+        return []
+    now = time.time() if now is None else now
+    kept = {Path(k).resolve() for k in keep}
+    mine: list[tuple[float, Path]] = []
+    for path in base.iterdir():
+        info = path / RUN_FILE
+        try:
+            if json.loads(info.read_text()).get("created_by") != "app":
+                continue
+            mine.append((info.stat().st_mtime, path))
+        except (OSError, ValueError, AttributeError):
+            continue  # not a run of the app, or one being written: left alone
+    mine.sort(reverse=True)  # newest first
+    doomed = [p for i, (t, p) in enumerate(mine)
+              if (max_age_hours and now - t > max_age_hours * 3600) or (max_count is not None and i >= max_count)]
+    deleted = []
+    for path in doomed:
+        if path.resolve() in kept:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        deleted.append(run_label(path))
+    return deleted
 
 
 def read_evals(run_dir: Path) -> dict[str, Any]:
@@ -306,7 +346,10 @@ def _evaluate(which: str, policy: Any, rows: Sequence[Any], evaluate: Callable, 
         return True
     evals[f"eval_{which}"] = report
     run_dir.mkdir(parents=True, exist_ok=True)  # a new run's folder may not exist before training
-    (run_dir / EVAL_FILE).write_text(json.dumps(evals, indent=2) + "\n")
+    from tinyr1.files import atomic_file
+
+    with atomic_file(run_dir / EVAL_FILE) as fh:  # a crash mid-write keeps the previous evaluations
+        fh.write(json.dumps(evals, indent=2) + "\n")
     yield Evaluated(which, report, dict(evals))
     return False
 

@@ -9,8 +9,10 @@
     build_app(root).launch(**launch_kwargs(root))
 
 Layout of the package:
-- ``settings``: serving settings (queue size, upload limit ...; some from the environment) and the
-  ZeroGPU hook;
+- ``settings``: serving settings (queue size, upload limit, disk rules ...; some from the
+  environment) and the ZeroGPU hook;
+- ``guard``: every request checked against tinyr1.limits before model work, upload totals, the
+  disk check, Markdown-safe messages (docs/RELIABILITY.md, "Public app");
 - ``tables``: the gradio-free tables and charts (reward breakdown, landscape, GRPO plots);
 - ``policies``: the policy picker (tinyr1.registry's entries as this root sees them, the banner);
 - ``reason``: ``Workbench`` (the app's state, the Reason generator) and the Reason tab;
@@ -25,15 +27,23 @@ returns a dict keyed by component (the ones left out stay as they are). The API 
 """
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+import os
 
-import gradio as gr
+# Offline by default: no usage analytics from gradio, no telemetry from huggingface_hub (set
+# before either is imported; a launcher that sets them otherwise wins).
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-from tinyr1.app.grpo import GRPOTab
-from tinyr1.app.reason import ReasonTab, Workbench
-from tinyr1.app.reward_lab import build_reward_lab
-from tinyr1.app.settings import CSS, MAX_FILE_SIZE, QUEUE_SIZE, THEME, cuda_available, on_zero_gpu
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import gradio as gr  # noqa: E402
+
+from tinyr1.app.grpo import GRPOTab  # noqa: E402
+from tinyr1.app.reason import ReasonTab, Workbench  # noqa: E402
+from tinyr1.app.reward_lab import build_reward_lab  # noqa: E402
+from tinyr1.app.settings import CSS, MAX_FILE_SIZE, QUEUE_SIZE, THEME, UPLOAD_MAX_AGE_S, UPLOAD_SWEEP_S  # noqa: E402
+from tinyr1.app.settings import cuda_available, on_zero_gpu  # noqa: E402
 
 __all__ = ["Workbench", "build_app", "build_demo", "launch_kwargs", "opening_policy"]
 
@@ -43,7 +53,9 @@ def build_app(root: str | Path, *, workbench: Workbench | None = None) -> gr.Blo
     bench = workbench or Workbench(root)
     bench.policy_choices()  # the first use lists the registry (see PolicyCatalog.registry_entries)
     default_policy, quantization = opening_policy(bench)
-    with gr.Blocks(title="tinyr1 — small video reasoning models") as demo:
+    # delete_cache: gradio's copies of uploads and outputs go after UPLOAD_MAX_AGE_S (examples stay).
+    with gr.Blocks(title="tinyr1 — small video reasoning models",
+                   delete_cache=(UPLOAD_SWEEP_S, UPLOAD_MAX_AGE_S)) as demo:
         gr.Markdown(
             "# tinyr1 · small video reasoning models\n"
             "A video LMM trained with GRPO (the TinyLLaVA-Video-R1 recipe) answers questions about a video by "

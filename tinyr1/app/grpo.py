@@ -247,6 +247,7 @@ class GRPOTab:
         seed: float = D["seed"],
         eval_before: bool = True,
         eval_n: float = 32,
+        request: gr.Request | None = None,
     ) -> Iterator[dict[Any, Any]]:
         """Start a GRPO run and stream one update per step. data_source "world" (world_n questions
         of the synthetic world's train split) or "upload" (dataset: a .jsonl or .zip; videos: its
@@ -259,7 +260,8 @@ class GRPOTab:
                       num_iterations=num_iterations, epsilon=epsilon, loss_type=loss_type, reward=reward, seed=seed)
         for update in self.runner.start(data_source=data_source, world_n=int(world_n or 0), jsonl=dataset, videos=videos,
                                         policy=policy, preset_name=preset, eval_before=eval_before,
-                                        eval_n=int(eval_n or 0), **fields):
+                                        eval_n=int(eval_n or 0), session=getattr(request, "session_hash", None),
+                                        **fields):
             yield self.show(update)
 
     def refresh_runs(self, current: str | None = None) -> Any:

@@ -22,13 +22,18 @@ from typing import Any, Iterator, Sequence
 import pandas as pd
 
 from tinyr1 import runs
+from tinyr1.app.guard import LimitError, check_disk, check_grpo, relative_paths, remove_uploads, safe_block
 from tinyr1.app.reason import Workbench
+from tinyr1.app.settings import MIN_FREE_DISK_MB, RUNS_MAX_AGE_HOURS, RUNS_MAX_COUNT, UPLOAD_ROOT
 from tinyr1.app.tables import accuracy_change, empty_group, eval_table, group_table, group_title, plot_frames, step_values
 from tinyr1.app.uploads import HELDOUT_MIN_ROWS, HELDOUT_SHARE, prepare_upload, split_heldout
+from tinyr1.limits import GRPO_MINUTES, WORLD_QUESTIONS
 from tinyr1.runs import RUN_FILE, list_runs, newest_step, run_dir_of, run_label
 
 #: The per-step values the plots draw, kept in the run folder so Resume redraws the steps before it.
 PLOT_FILE = "plots.jsonl"
+#: The clock of a run's time limit (a test replaces it).
+_clock = time.monotonic
 DATA_SOURCES = {"world": "Synthetic world (train split)", "upload": "Upload a JSONL with its videos"}
 
 
@@ -221,13 +226,28 @@ class GRPORunner:
         preset_name: str = "paper",
         eval_before: bool = True,
         eval_n: int = 32,
+        session: str | None = None,
         **fields: Any,
     ) -> Iterator[TrainUpdate]:
-        """A new run: data, evaluation before (optional), one update per step, evaluation after."""
+        """A new run: data, evaluation before (optional), one update per step, evaluation after.
+        Every limit (tinyr1.limits, the app's disk rules) is checked before anything is written."""
         from tinyr1.grpo.config import GRPOConfigError
 
         try:
             config = grpo_config(preset_name, **fields)
+            check_grpo(config)
+            if data_source == "world":
+                WORLD_QUESTIONS.check(int(world_n or 0), "synthetic-world questions")
+                WORLD_QUESTIONS.check(int(eval_n or 0), "held-out questions")
+            else:
+                self.bench.uploads.charge(session, [jsonl, *(videos or [])])
+            # Room for the run about to start: at most RUNS_MAX_COUNT of the app's runs afterwards.
+            runs.prune_app_runs(self.root, max_age_hours=RUNS_MAX_AGE_HOURS,
+                                max_count=RUNS_MAX_COUNT - 1 if RUNS_MAX_COUNT else None)
+            check_disk(self.root / runs.RUNS_DIR, MIN_FREE_DISK_MB)
+        except LimitError as exc:
+            yield _error(str(exc))
+            return
         except (GRPOConfigError, ValueError, TypeError) as exc:
             yield _error(f"Bad GRPO settings: {exc}")
             return
@@ -240,8 +260,11 @@ class GRPORunner:
             return
         run_dir = runs.new_run_dir(self.root)
         data: dict[str, Any] = {}
-        yield from self._prepare_data(run_dir, config, data_source, int(world_n or 0), jsonl, videos,
-                                      max(0, int(eval_n or 0)), data)
+        try:
+            yield from self._prepare_data(run_dir, config, data_source, int(world_n or 0), jsonl, videos,
+                                          max(0, int(eval_n or 0)), data)
+        finally:
+            remove_uploads([jsonl, *(videos or [])], UPLOAD_ROOT)  # copied into the run (or refused)
         if not data:
             return
         info = {
@@ -253,6 +276,7 @@ class GRPORunner:
             "preset": preset_name,
             "config": config.to_dict(),
             "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "created_by": "app",  # what runs.prune_app_runs may delete
         }
         (run_dir / RUN_FILE).write_text(json.dumps(info, indent=2) + "\n")
         yield from self._run(run_dir, info, config, data["rows"], data["eval_rows"], eval_before=bool(eval_before), resume=False)
@@ -290,7 +314,7 @@ class GRPORunner:
         except (DatasetError, ValueError) as exc:
             shutil.rmtree(run_dir, ignore_errors=True)  # nothing trained: leave no half run behind
             kind = "dataset" if isinstance(exc, DatasetError) else "data"
-            yield _error(f"The {kind} cannot be used:\n```\n{exc}\n```")
+            yield _error(f"The {kind} cannot be used:\n{safe_block(relative_paths(str(exc), self.root))}")
             return
         out.update(rows=rows, eval_rows=eval_rows, train_file=train_file, eval_file=eval_file, eval_source=eval_source)
 
@@ -311,10 +335,11 @@ class GRPORunner:
             config = GRPOConfig.from_dict(info["config"])
             if steps:
                 config = config.replace(steps=int(steps))
+            check_grpo(config)  # LimitError is a ValueError: said below
             rows = load_dataset(run_dir / info["data"]["train"])
             eval_rows = load_dataset(run_dir / info["data"]["eval"]) if info["data"].get("eval") else []
         except (ValueError, KeyError, OSError) as exc:
-            yield _error(f"Cannot resume: {exc}", run)
+            yield _error(f"Cannot resume: {relative_paths(str(exc), self.root)}", run)
             return
         done_at = newest_step(run_dir)
         if done_at >= config.steps:
@@ -347,6 +372,7 @@ class GRPORunner:
             eval_before=eval_before, eval_after=True, evals=view.evals)
         closing = threading.Event()
         waiting = False  # True while this generator waits at a yield: a close then is Stop
+        deadline = _clock() + GRPO_MINUTES.value * 60  # a public app's run is bounded in time
         try:
             for event in events:
                 if isinstance(event, runs.Training):
@@ -357,6 +383,12 @@ class GRPORunner:
                     waiting = True
                     yield update
                     waiting = False
+                if isinstance(event, runs.Step) and _clock() > deadline:
+                    events.close()  # writes the checkpoint of this step: Resume continues it
+                    yield view.fail(f"Stopped after step {event.record.step}: the run reached the time limit of "
+                                    f"{GRPO_MINUTES.value} minutes (set {GRPO_MINUTES.env} to raise it). "
+                                    "Its checkpoint is kept: Resume continues it.")
+                    break
         except Exception as exc:  # the tab's own displays: say it, keep serving
             traceback.print_exc()
             yield view.fail(f"Training failed: {type(exc).__name__}: {exc}")

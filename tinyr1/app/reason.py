@@ -26,6 +26,7 @@ import pandas as pd
 
 import gradio as gr
 
+from tinyr1.app.guard import LimitError, UploadLedger, check_reason, md_text, relative_paths
 from tinyr1.app.policies import PolicyCatalog, rescan_policies, select_policy
 from tinyr1.app.settings import (
     DEFAULT_QUESTION,
@@ -208,6 +209,8 @@ class Workbench(PolicyCatalog):
         # happens once (at start-up for the default policy, tinyr1.app.build_app). Its arguments
         # are plain data (ZeroGPU pickles them to its worker); the policy comes from the cache.
         self.generate = zero_gpu(self._generate)
+        #: Bytes uploaded per browser session (Reason's videos and the GRPO tab's datasets).
+        self.uploads = UploadLedger()
 
     def loaded_description(self, target: str) -> dict[str, Any] | None:
         if self._loaded and self._loaded[0][0] == target:
@@ -276,10 +279,14 @@ class Workbench(PolicyCatalog):
         started = time.perf_counter()
         answer = (answer or "").strip() or None
         options = list(options) if options else None
-        try:
+        try:  # before any model work: a 1 MB question is refused here, in microseconds
+            check_reason(question or "", options, num_frames=int(num_frames or 0), max_new_tokens=int(max_new_tokens))
             check_truth(answer, options)
+        except LimitError as exc:
+            yield _fail(str(exc), self.root)
+            return
         except ValueError as exc:
-            yield _fail(str(exc)[0].upper() + str(exc)[1:] + ".")
+            yield _fail(str(exc)[0].upper() + str(exc)[1:] + ".", self.root)
             return
         prepared: dict[str, Any] = {}
         yield from self._prepare(video, question, policy, num_frames, quantization, prepared)
@@ -287,7 +294,7 @@ class Workbench(PolicyCatalog):
             return
         clip, n, result = prepared["clip"], prepared["n"], prepared["result"]
 
-        from tinyr1.policy import GenerationSettings  # only here: the import pulls in torch
+        from tinyr1.policy import GenerationSettings, PolicyError  # only here: the import pulls in torch
 
         try:
             settings = GenerationSettings(
@@ -295,7 +302,7 @@ class Workbench(PolicyCatalog):
                 seed=int(seed), num_frames=n,
             )
         except ValueError as exc:  # PolicyError: a setting out of range, said plainly
-            yield _fail(f"Bad generation settings: {exc}")
+            yield _fail(f"Bad generation settings: {exc}", self.root)
             return
         text, last = "", 0.0
         stream = self.generate(prepared["policy"], quantization, clip.frames, question, options, settings)
@@ -306,9 +313,12 @@ class Workbench(PolicyCatalog):
                     continue  # the final text is yielded after the loop in any case
                 last = now
                 yield self._step(text, answer, options, config, result, started, done=False)
+        except PolicyError as exc:  # the prompt and max new tokens do not fit the context: refused
+            yield _fail(str(exc), self.root)
+            return
         except Exception as exc:
             traceback.print_exc()
-            yield _fail(f"Generation failed: {type(exc).__name__}: {exc}")
+            yield _fail(f"Generation failed: {type(exc).__name__}: {exc}", self.root)
             return
         finally:
             close = getattr(stream, "close", None)
@@ -332,21 +342,21 @@ class Workbench(PolicyCatalog):
         """The checks, the policy and the frames of a Reason run, as streamed steps; ``out`` gets
         model, clip, n (frames) and result when all went well, and stays empty otherwise."""
         if not video:
-            yield _fail("No video: upload a clip or pick one of the examples below.")
+            yield _fail("No video: upload a clip or pick one of the examples below.", self.root)
             return
         if not (question or "").strip():
-            yield _fail("The question is empty: ask something about the video.")
+            yield _fail("The question is empty: ask something about the video.", self.root)
             return
         policy = policy or self.default_policy()
         if policy is None:
-            yield _fail("No policy available: the Policies table under the picker says how to get one.")
+            yield _fail("No policy available: the Policies table under the picker says how to get one.", self.root)
             return
 
         yield ReasonStep(status=f"Loading policy **{policy}**…")
         try:
             model = self.load_policy(policy, quantization)
         except Exception as exc:  # a missing/broken checkpoint or a quantization this machine lacks
-            yield _fail(f"Could not load policy {policy!r}: {exc}")
+            yield _fail(f"Could not load policy {policy!r}: {exc}", self.root)
             return
         banner = self.banner(policy)
         n = int(num_frames) if num_frames and int(num_frames) > 0 else int(getattr(model, "num_frames", 16) or 16)
@@ -357,7 +367,7 @@ class Workbench(PolicyCatalog):
             if type(exc).__name__ != "VideoError":  # VideoError already says what is wrong
                 traceback.print_exc()
                 exc = f"could not read this video ({type(exc).__name__}: {exc})"
-            yield _fail(f"{str(exc).rstrip('.')}. Upload a video file (mp4, webm, mov…) that plays in a video player.")
+            yield _fail(f"{str(exc).rstrip('.')}. Upload a video file (mp4, webm, mov…) that plays in a video player.", self.root)
             return
         frames = frame_gallery(clip.frames, clip.timestamps)
         head, sep, tail = banner.partition("\n\n")  # in the policy's line, before any how-to paragraph
@@ -394,9 +404,12 @@ class Workbench(PolicyCatalog):
         return ReasonStep(status=status, think=think, answer=said, table=reward_table(b, config, generating=not done), result=dict(result))
 
 
-def _fail(message: str) -> ReasonStep:
-    """The last step of a run that cannot go on: the message is shown, not raised."""
-    return ReasonStep(status=f"⚠️ {message}", error=message, result={"error": message, "done": True})
+def _fail(message: str, root: str | Path | None = None) -> ReasonStep:
+    """The last step of a run that cannot go on: the message is shown (escaped: it may quote a
+    file name or text someone sent), not raised; paths under ``root`` are shown relative to it."""
+    if root is not None:
+        message = relative_paths(message, root)
+    return ReasonStep(status=f"⚠️ {md_text(message)}", error=message, result={"error": message, "done": True})
 
 
 def _describe(policy: Any) -> dict[str, Any] | None:
@@ -526,15 +539,18 @@ class ReasonTab:
         max_new_tokens: float = 256,
         seed: float = 0,
         quantization: str = "none",
+        request: gr.Request | None = None,
     ) -> Iterator[dict[Any, Any]]:
         """Stream the policy's think text and answer on a video, with the frames it saw and the
         live reward. Outputs: status, frames, think, answer, reward chart, reward table, result
         JSON (its `reward` holds the breakdown; `done` is true on the last update)."""
         try:
             options = collect_options(option_a, option_b, option_c, option_d)
-        except ValueError as exc:
+            # The upload counts against its session's total (the server already bounds each file).
+            self.bench.uploads.charge(getattr(request, "session_hash", None), [video])
+        except ValueError as exc:  # LimitError is a ValueError
             gr.Warning(str(exc))
-            yield {self.status: f"⚠️ {exc}", self.result: {"error": str(exc), "done": True}}
+            yield {self.status: f"⚠️ {md_text(str(exc))}", self.result: {"error": str(exc), "done": True}}
             return
         first = True
         thumbs = Path(tempfile.mkdtemp(prefix="tinyr1-frames-"))

@@ -8,7 +8,19 @@ from typing import Any
 
 import gradio as gr
 
-from tinyr1.app.tables import LAB_EXAMPLE, PART_ORDER, TABLE_WIDTHS, landscape_y_lim, reward_lab, reward_landscape
+from tinyr1.app.guard import LimitError, check_completion, md_text
+from tinyr1.limits import OPTION_CHARS
+from tinyr1.app.tables import (
+    LAB_EXAMPLE,
+    PART_ORDER,
+    TABLE_WIDTHS,
+    empty_table,
+    landscape_y_lim,
+    options_from_lines,
+    reward_chart,
+    reward_lab,
+    reward_landscape,
+)
 
 LAB_DEFAULTS = dict(completion=LAB_EXAMPLE, answer="B", options="left\nright\nup\ndown", r0=0.5, r1=0.5, max_len=1200,
                     tie_r2=True, r2=1.0, official=False)
@@ -18,6 +30,20 @@ LANDSCAPE_COLOURS = {"right answer": "#16a34a", "wrong answer": "#dc2626", "brok
 def show_r2(r0: float, r1: float, tied: bool, r2: float) -> Any:
     """While tied, the r2 slider shows r0 + r1 and cannot be moved; untied, it is the person's."""
     return gr.update(value=r0 + r1 if tied else r2, interactive=not tied)
+
+
+def checked_reward_lab(completion: str, answer: str = "", options: str = "", r0: float = 0.5, r1: float = 0.5,
+                       max_len: float = 1200, tie_r2: bool = True, r2: float | None = 1.0,
+                       official: bool = False) -> tuple[Any, ...]:
+    """``/reward``: the breakdown of a completion (tables.reward_lab), after the limits: a
+    completion over COMPLETION_CHARS or a bad option count is refused with a message, unscored."""
+    try:
+        check_completion(completion or "", options_from_lines(options))
+        OPTION_CHARS.check(len(answer or ""), "the correct answer")  # a letter or an option's text
+    except LimitError as exc:
+        empty = empty_table()
+        return {"error": str(exc)}, reward_chart(empty), empty, f"⚠️ {md_text(str(exc))}"
+    return reward_lab(completion, answer, options, r0, r1, max_len, tie_r2, r2, official)
 
 
 def landscape_plot(*params: Any) -> Any:
@@ -70,7 +96,7 @@ def build_reward_lab() -> None:
     gr.on([r0.change, r1.change, tie_r2.change], show_r2, inputs=[r0, r1, tie_r2, r2], outputs=r2,
           api_visibility="private", queue=False, show_progress="hidden")
     inputs = [completion, answer, options, r0, r1, max_len, tie_r2, r2, official]
-    gr.on([c.change for c in inputs], reward_lab, inputs=inputs, outputs=[result, bar, table, status],
+    gr.on([c.change for c in inputs], checked_reward_lab, inputs=inputs, outputs=[result, bar, table, status],
           api_name="reward", concurrency_id="reward", concurrency_limit=4, trigger_mode="always_last",
           show_progress="hidden")
     params = [r0, r1, max_len, tie_r2, r2, official]

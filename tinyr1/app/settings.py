@@ -1,14 +1,20 @@
 """The app's serving settings, some read from the environment, and the ZeroGPU hook.
 
-    TINYR1_QUEUE_SIZE=32 python app.py        # let more requests wait for the model
-    TINYR1_MAX_FILE_SIZE=200mb python app.py  # a larger upload limit
-    TINYR1_POLICY=tiny-grpo python app.py     # open on this policy (a picker key, alias or folder)
-    TINYR1_QUANTIZATION=int8 python app.py    # and load it this way (none, nf4, int8)
+    TINYR1_QUEUE_SIZE=32 python app.py              # let more requests wait for the model
+    TINYR1_MAX_UPLOAD_BYTES=200000000 python app.py # a larger upload limit (tinyr1.limits)
+    TINYR1_RUNS_MAX_COUNT=5 python app.py           # keep at most 5 runs the app started
+    TINYR1_POLICY=tiny-grpo python app.py           # open on this policy (a picker key, alias or folder)
+    TINYR1_QUANTIZATION=int8 python app.py          # and load it this way (none, nf4, int8)
 
 Which policy the app opens on: TinyLLaVA-Video-R1 in nf4 where ``cuda_available()`` and its
 weights are here or downloadable, else the embedded tiny policy (tinyr1.policy.spec.serving_default).
 On ZeroGPU (``on_zero_gpu()``) that policy is loaded once at start-up, outside any GPU call, as
-ZeroGPU's documentation asks, and ``zero_gpu`` wraps only the generation (Workbench.reason).
+ZeroGPU's documentation asks, and ``zero_gpu`` wraps only the generation (Workbench.generate).
+
+Disk rules of a public app (docs/RELIABILITY.md, "Public app"): gradio's copies of uploads are
+deleted once used and, in any case, after ``UPLOAD_MAX_AGE_S``; runs the app started
+(``created_by: app`` in their run.json) are deleted after ``TINYR1_RUNS_MAX_AGE_HOURS`` or beyond
+the newest ``TINYR1_RUNS_MAX_COUNT``; no run starts with less than ``TINYR1_MIN_FREE_DISK_MB`` free.
 
 Serving rules (docs/DESIGN.md, "Serving the app"): every listener that runs the model shares one
 ``concurrency_id`` (``MODEL_QUEUE``) with concurrency 1, so one generation runs at a time and the
@@ -21,14 +27,30 @@ import os
 from typing import Callable
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 
+from tinyr1.app.guard import env_number
 from tinyr1.format import LETTERS
+from tinyr1.limits import UPLOAD_BYTES
+from tinyr1.policy.spec import QUANTIZATION_CHOICES
 
 #: How many requests may wait for the model before new ones are turned away ("queue is full").
 QUEUE_SIZE = int(os.environ.get("TINYR1_QUEUE_SIZE", "16"))
-#: Upload limit checked by the server before a handler runs. Short clips are what a small policy
-#: samples 4-16 frames from; 50 MB is minutes of 720p H.264, and keeps a Space's disk safe.
-MAX_FILE_SIZE = os.environ.get("TINYR1_MAX_FILE_SIZE", "50mb")
+#: Upload limit (bytes) checked by the server before a handler runs, per file: tinyr1.limits'
+#: UPLOAD_BYTES, which also bounds all files of one request together (tinyr1.app.guard).
+MAX_FILE_SIZE = UPLOAD_BYTES.value
+#: Where gradio keeps uploaded files (its temp folder): the only place uploads are deleted from.
+UPLOAD_ROOT = get_upload_folder()
+#: gradio's ``delete_cache``: every ``UPLOAD_SWEEP_S`` seconds, files the app's visitors uploaded
+#: (and its outputs) older than ``UPLOAD_MAX_AGE_S`` are deleted; examples are kept.
+UPLOAD_MAX_AGE_S = int(env_number("TINYR1_UPLOAD_MAX_AGE_MINUTES", 60) * 60)
+UPLOAD_SWEEP_S = max(60, UPLOAD_MAX_AGE_S // 4)
+#: Runs the app started are deleted when older than this many hours (0: never by age) ...
+RUNS_MAX_AGE_HOURS = env_number("TINYR1_RUNS_MAX_AGE_HOURS", 24)
+#: ... or beyond the newest this many (0: no count limit). Runs of the CLI are never touched.
+RUNS_MAX_COUNT = int(env_number("TINYR1_RUNS_MAX_COUNT", 20))
+#: New runs are refused when the disk of runs/ has less free space than this (MiB).
+MIN_FREE_DISK_MB = env_number("TINYR1_MIN_FREE_DISK_MB", 1024)
 #: The concurrency group of every listener that runs the model (Reason, GRPO Start / Resume).
 MODEL_QUEUE = "model"
 #: Least seconds between two streamed updates (the last text is always sent): the browser redraws
@@ -43,7 +65,8 @@ FRAME_SIDE = 448
 THUMB_SIDE = 256
 #: The option boxes of the Reason tab (A-D, as in the paper's multiple-choice sets).
 OPTION_LETTERS = LETTERS[:4]
-QUANTIZATIONS = ("none", "nf4", "int8")
+#: The quantization choices, spelled for a picker ("none" instead of None).
+QUANTIZATIONS = QUANTIZATION_CHOICES
 DEFAULT_QUESTION = "What happens in this video?"
 
 THEME = gr.themes.Soft(primary_hue="indigo", neutral_hue="slate")

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from tinyr1.app.guard import safe_code
 from tinyr1.format import LETTERS, format_completion
 from tinyr1.rewards import RewardBreakdown, RewardConfig, score
 
@@ -113,7 +114,8 @@ def accuracy_change(after: dict[str, Any], before: dict[str, Any] | None = None)
 
 def reward_summary(b: RewardBreakdown) -> str:
     """One Markdown line: the total (or the what-ifs) and the format verdict."""
-    fmt = "format ok" if b.format_ok else f"format fails: `{b.format_error}`"  # backticks: tags show as text
+    # A code span that the error's own backticks cannot close (it quotes the completion's text).
+    fmt = "format ok" if b.format_ok else f"format fails: {safe_code(b.format_error)}"
     if b.total is None:
         return f"**No correct answer given** · if right: **{b.total_if_right:+.3f}** · if wrong: **{b.total_if_wrong:+.3f}** · {fmt}"
     verdict = "right" if b.correct else "wrong"

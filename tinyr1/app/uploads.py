@@ -13,9 +13,6 @@ from typing import Any, Sequence
 
 import numpy as np
 
-#: The most an uploaded zip may expand to (the server's upload limit bounds the zip, not what it
-#: expands to: a zip bomb stops here).
-MAX_UNZIPPED_BYTES = 2 << 30
 VIDEO_SUFFIXES = (".mp4", ".webm", ".mov", ".avi", ".mkv", ".m4v")
 #: Held-out share of an uploaded dataset (a seeded random pick, at most the eval size, never
 #: trained on); fewer rows than this minimum train on everything and skip evaluation.
@@ -26,7 +23,9 @@ def prepare_upload(jsonl: str | Path | None, videos: Sequence[str | Path] | None
     """The uploaded dataset, checked and copied into ``folder``: a JSONL (tinyr1.data format) and
     its video files, or one .zip holding both. A row's video is looked up among the uploaded files
     only, by file name (``clips/0001.mp4`` and ``/data/0001.mp4`` both find an upload named
-    ``0001.mp4``): no path on the server beyond the uploads is ever read.
+    ``0001.mp4``): no path on the server beyond the uploads is ever read, which is why the rows
+    are parsed with ``allow_outside=True`` (a row written with absolute paths is fine here).
+    The zip's entry count and expanded size are tinyr1.limits' ZIP_ENTRIES and ZIP_BYTES.
     Raises ``DatasetError`` with what to fix."""
     from tinyr1.data import DatasetError, load_dataset
 
@@ -59,7 +58,7 @@ def prepare_upload(jsonl: str | Path | None, videos: Sequence[str | Path] | None
         shutil.copyfile(video, target)
         by_name[video.name] = target
     try:
-        rows = load_dataset(table, check_files=False)
+        rows = load_dataset(table, check_files=False, allow_outside=True)
     except DatasetError as exc:
         # The message names the server's copy: name the file the person uploaded instead.
         raise DatasetError(str(exc).replace(str(table), source.name if source.suffix.lower() != ".zip" else table.name),
@@ -103,25 +102,11 @@ def _videos_of(videos: Sequence[str | Path] | None, folder: Path) -> list[Path]:
 
 
 def _unzip(archive: Path, out: Path) -> None:
-    import zipfile
+    """Every entry checked before one is written (tinyr1.archive): an unsafe name, a link, too
+    many entries or too many bytes is a DatasetError naming the entry."""
+    from tinyr1.archive import extract_zip
 
-    from tinyr1.data import DatasetError
-
-    try:
-        with zipfile.ZipFile(archive) as z:
-            members = [m for m in z.infolist() if not m.is_dir()]
-            if sum(m.file_size for m in members) > MAX_UNZIPPED_BYTES:
-                raise DatasetError(f"{archive.name}: expands to more than {MAX_UNZIPPED_BYTES >> 30} GB")
-            root = out.resolve()
-            for m in members:
-                target = (root / m.filename).resolve()
-                if not target.is_relative_to(root) or m.filename.startswith("__MACOSX/"):
-                    continue  # an absolute or ../ name (zip slip), or macOS metadata: skipped
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with z.open(m) as src, open(target, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
-    except zipfile.BadZipFile as exc:
-        raise DatasetError(f"{archive.name}: not a readable zip file ({exc})") from None
+    extract_zip(archive, out)
 
 
 def split_heldout(rows: Sequence[Any], n: int, seed: int = 0) -> tuple[list[Any], list[Any]]:

@@ -42,6 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--world-seed", type=int, default=0, help="base seed of the world split (default 0)")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate only the first N questions")
     options.add_generation_options(p)
+    options.add_allow_outside(p)
     p.add_argument("--batch-size", type=int, default=64, help="questions per generate call (default 64)")
     p.add_argument("--show", type=int, default=0, metavar="K", help="also print K random completions")
     p.add_argument("--audit", action="store_true",
@@ -79,12 +80,11 @@ def run(args: argparse.Namespace) -> int:
     # torch import costs seconds: a bad flag, path or dataset row answers at once. World splits are
     # written after the policy loads, since writing them takes longer than loading a policy.
     _check(args)
-    from tinyr1.data import load_dataset
     from tinyr1.evaluate import evaluate, format_table, world_rows
 
     rows = None
     if args.data:
-        rows = load_dataset(args.data)[: args.limit]
+        rows = options.load_rows(args.data, args.allow_outside_paths)[: args.limit]
         _check_answered(rows)
         source = args.data
 
@@ -92,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = GenerationSettings(**options.generation_kwargs(args))
     policy = load_policy(args.policy, **options.policy_kwargs(args))
+    options.check_context(policy, settings.max_new_tokens)
     if rows is None:
         split = args.split or "test"
         n = min(args.n, args.limit) if args.limit else args.n

@@ -87,6 +87,36 @@ def check_generation_options(args: argparse.Namespace) -> None:
         raise UserError(f"--frames must be between 1 and {MAX_FRAMES}, got {args.frames}")
 
 
+def add_allow_outside(parser: argparse.ArgumentParser) -> None:
+    """--allow-outside-paths: a dataset's video paths may leave its folder (tinyr1.data)."""
+    parser.add_argument("--allow-outside-paths", action="store_true",
+                        help="let a dataset's video paths point outside the JSONL's folder (absolute paths, ../); "
+                             "off by default so that a dataset from someone else reads only its own folder")
+
+
+def load_rows(path: str, allow_outside: bool) -> list:
+    """tinyr1.data.load_dataset for --data / --eval-data; a video path outside the dataset's folder
+    says which flag allows it."""
+    from tinyr1.data import DatasetError, load_dataset
+
+    try:
+        return load_dataset(path, allow_outside=allow_outside)
+    except DatasetError as exc:
+        if "outside the dataset's folder" in str(exc):
+            raise UserError(f"{exc}\n(keep the JSONL in the folder of its videos, or pass --allow-outside-paths "
+                            "if you trust this dataset)") from None
+        raise
+
+
+def check_context(policy: Any, max_new_tokens: int, flag: str = "--max-new-tokens") -> None:
+    """UserError when ``max_new_tokens`` leaves no room for a prompt in the policy's context
+    (its max positions): asked after the policy loads, before any generation."""
+    limit = getattr(policy, "max_positions", None)
+    if limit is not None and int(max_new_tokens) >= limit:
+        raise UserError(f"{flag} {max_new_tokens} does not fit the policy's context of {limit} positions "
+                        f"(prompt and completion together): ask for fewer new tokens")
+
+
 def policy_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """Keyword arguments of tinyr1.policy.load_policy from the policy flags ("auto"/"none" -> None)."""
     return {

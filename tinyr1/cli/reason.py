@@ -54,7 +54,11 @@ def run(args: argparse.Namespace) -> int:
     from tinyr1.format import build_question
     from tinyr1.video import VideoError
 
+    from tinyr1.limits import check_option_count
+
     try:  # no model load for a question that cannot be asked
+        if args.options is not None:
+            check_option_count(len(args.options), "--options")  # the one rule: 2 to 10, everywhere
         build_question(args.question, args.options)
     except ValueError as exc:
         raise UserError(str(exc)) from None
@@ -71,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
 
     t = time.perf_counter()
     policy = load_policy(args.policy, **options.policy_kwargs(args))
+    options.check_context(policy, settings.max_new_tokens)
     timings["load_s"] = time.perf_counter() - t
 
     t = time.perf_counter()

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 import types
 import typing
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from tinyr1 import runs
-from tinyr1.cli import UserError
+from tinyr1.cli import UserError, options
 from tinyr1.policy.spec import QUANTIZATION_CHOICES
 
 
@@ -81,6 +82,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     data.add_argument("--data", metavar="JSONL", help="training questions (tinyr1.data format, with answers)")
     data.add_argument("--world-split", choices=["train", "validation", "test"],
                       help="train on a split of the synthetic world (written once to a cache folder)")
+    options.add_allow_outside(p)
     p.add_argument("--world-n", type=int, default=400, help="questions of --world-split (default 400)")
     p.add_argument("--world-seed", type=int, default=0, help="seed of the world splits (default 0)")
     p.add_argument("--steps", type=int, required=True, help="GRPO steps")
@@ -124,10 +126,8 @@ def build_config(args: argparse.Namespace):
 
 
 def _rows(args: argparse.Namespace, world) -> list:
-    from tinyr1.data import load_dataset
-
     if args.data:
-        return load_dataset(args.data)
+        return options.load_rows(args.data, args.allow_outside_paths)
     from tinyr1.evaluate import world_rows
 
     if args.world_n < 1:
@@ -139,10 +139,8 @@ def _rows(args: argparse.Namespace, world) -> list:
 
 
 def _eval_rows(args: argparse.Namespace) -> list:
-    from tinyr1.data import load_dataset
-
     if args.eval_data:
-        return load_dataset(args.eval_data)
+        return options.load_rows(args.eval_data, args.allow_outside_paths)
     if args.data:
         raise UserError("--eval-before/--eval-after with --data need --eval-data (held-out questions)")
     from tinyr1.evaluate import world_rows
@@ -167,18 +165,35 @@ def _line(name: str, report: dict[str, Any]) -> str:
             f"think {report['mean_think_chars']:.0f} chars on {report['n']} questions ({fams})")
 
 
+def _check(args: argparse.Namespace) -> None:
+    """The flags that need no model, before torch is imported: UserError (exit 2) at once."""
+    if args.steps < 1:
+        raise UserError(f"--steps must be >= 1, got {args.steps}")
+    if args.threads < 0:
+        raise UserError(f"--threads must be >= 0, got {args.threads}")
+    if args.device is not None and options.DEVICE_RE.fullmatch(args.device) is None:
+        raise UserError(f"--device must be cpu, cuda, cuda:N, mps or auto, got {args.device!r}")
+    if not (math.isfinite(args.eval_temperature) and args.eval_temperature >= 0):
+        raise UserError(f"--eval-temperature must be a finite number >= 0 (0 = greedy), got {args.eval_temperature}")
+    for f in _config_fields():  # inf or nan would reach the sampler (a torch error mid-run)
+        value = getattr(args, f.name, None)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UserError(f"--{f.name.replace('_', '-')} must be a finite number, got {value}")
+    for flag in ("seed", "world_seed"):
+        value = getattr(args, flag, None)
+        if value is not None and not 0 <= value <= options.SEED_MAX:
+            raise UserError(f"--{flag.replace('_', '-')} must be between 0 and 2**63 - 1, got {value}")
+
+
 def run(args: argparse.Namespace) -> int:
+    _check(args)
+    config = build_config(args)  # cheap checks before any model loads (tinyr1.grpo.config is torch-free)
+
     import torch.distributed as dist
 
     from tinyr1.grpo.config import GRPOConfigError
     from tinyr1.grpo.loop import init_distributed
     from tinyr1.policy import default_start_policy_path, load_policy
-
-    config = build_config(args)  # cheap checks before any model loads
-    if args.steps < 1:
-        raise UserError(f"--steps must be >= 1, got {args.steps}")
-    if args.threads < 0:
-        raise UserError(f"--threads must be >= 0, got {args.threads}")
     if args.threads:
         import torch
 
@@ -196,6 +211,9 @@ def run(args: argparse.Namespace) -> int:
         eval_rows = _eval_rows(args) if evaluating else None
         policy = load_policy(args.policy or default_start_policy_path(), quantization=quant, device=device,
                              dtype=args.dtype)
+        options.check_context(policy, config.max_new_tokens)
+        if args.eval_max_new_tokens:
+            options.check_context(policy, args.eval_max_new_tokens, "--eval-max-new-tokens")
         eval_fn = None
         if config.eval_every and world.main:
             if eval_rows is None:

@@ -60,15 +60,25 @@ records). The command line is ``tinyr1 train`` (tinyr1/cli/train.py); the step-t
 is bench/bench_grpo.py.
 """
 from tinyr1.grpo.config import LOSS_TYPES, PRESETS, GRPOConfig, GRPOConfigError, preset
-from tinyr1.grpo.loop import GroupRecord, StepRecord, World, init_distributed, train
-from tinyr1.grpo.objective import (
-    aggregate_loss,
-    build_scheduler,
-    group_advantages,
-    k3_kl,
-    temporal_bonus,
-    token_loss,
-)
+
+# The loop and the objective import torch (seconds): loaded on first use, so that the torch-free
+# config (what `tinyr1 train` checks its flags with) is importable at once.
+_LAZY = {
+    "train": "loop", "StepRecord": "loop", "GroupRecord": "loop", "World": "loop", "init_distributed": "loop",
+    "aggregate_loss": "objective", "build_scheduler": "objective", "group_advantages": "objective",
+    "k3_kl": "objective", "temporal_bonus": "objective", "token_loss": "objective",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f"tinyr1.grpo.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'tinyr1.grpo' has no attribute {name!r}")
+
 
 __all__ = [
     "train",

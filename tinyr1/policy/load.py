@@ -27,13 +27,13 @@ import copy
 import json
 import logging
 import os
-import shutil
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import torch
 from torch import nn
 
+from tinyr1.files import atomic_dir
 from tinyr1.models.qwen2_5_vl import DEFAULT_SYSTEM, VideoProcessing
 from tinyr1.models.tinyllava import TinyLlavaVideoForConditionalGeneration
 from tinyr1.policy.qwen2_5_vl import (
@@ -159,15 +159,12 @@ def quiet_loading() -> Iterator[None]:
 # Saving
 # --------------------------------------------------------------------------------------------
 def save_policy(policy: Policy, path: str | Path, *, metadata: dict | None = None) -> Path:
-    """Write a policy directory atomically (a temporary sibling, then a rename): the weights and
+    """Write a policy directory atomically (tinyr1.files.atomic_dir): the weights and
     config, the tokenizer, the backend's extra files and policy.json. A peft-wrapped model is
     saved with its adapters merged (into a copy); quantized models cannot be saved."""
     if policy.quantization:
         raise PolicyError(f"cannot save a {policy.quantization}-quantized policy: load it unquantized to save")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
     model = policy.model
     backend = policy.backend
     if not isinstance(model, backend.model_class()):
@@ -177,7 +174,7 @@ def save_policy(policy: Policy, path: str | Path, *, metadata: dict | None = Non
         model = copy.deepcopy(model).merge_and_unload()
     meta = {**policy.metadata, **backend.policy_metadata(), **(metadata or {})}
     meta.setdefault("name", path.name)
-    try:
+    with atomic_dir(path) as tmp:
         with quiet_loading():
             model.save_pretrained(tmp)
         policy.tokenizer.save_pretrained(tmp)
@@ -186,13 +183,6 @@ def save_policy(policy: Policy, path: str | Path, *, metadata: dict | None = Non
         (tmp / POLICY_META).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
         for f in tmp.iterdir():  # safetensors writes 0600; a shipped policy should be readable
             f.chmod(0o644)
-        old = path.parent / f".{path.name}.old-{os.getpid()}"
-        if path.exists():
-            path.rename(old)
-        tmp.rename(path)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return path
 
 

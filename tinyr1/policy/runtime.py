@@ -121,6 +121,10 @@ class _LogprobRecorder:
         return torch.stack(self.steps, dim=1)
 
 
+#: Seconds a closed stream waits for its generation thread (which stops at its next token).
+STOP_JOIN_SECONDS = 2.0
+
+
 class _Stop:
     """Stopping criterion: stop every row when ``event`` is set (a consumer left the stream)."""
 
@@ -413,6 +417,27 @@ class Policy:
         }
         return sequences, recorder.finish(sequences)
 
+    # -- the context ------------------------------------------------------------------------
+    @property
+    def max_positions(self) -> int | None:
+        """Positions the language model can attend to (prompt plus completion), from its config's
+        ``max_position_embeddings``; None when the config does not say."""
+        config = getattr(self.backend.language_model(self.core), "config", None)
+        value = getattr(config, "max_position_embeddings", None) or getattr(self.config, "max_position_embeddings", None)
+        return int(value) if value else None
+
+    def check_context(self, prompt_length: int, max_new_tokens: int) -> None:
+        """PolicyError when a prompt of ``prompt_length`` positions plus ``max_new_tokens`` new
+        tokens exceeds ``max_positions``: refused before any generation starts (a long prompt's
+        prefill cannot be interrupted, and positions past the context give garbage)."""
+        limit = self.max_positions
+        if limit is not None and prompt_length + int(max_new_tokens) > limit:
+            room = limit - prompt_length
+            hint = (f"ask for at most {room} new tokens" if room > 0 else "shorten the question or its options")
+            raise PolicyError(
+                f"the prompt takes {prompt_length} positions (video and text) and {int(max_new_tokens)} new tokens "
+                f"were asked for: {prompt_length + int(max_new_tokens)} > the policy's context of {limit} positions; {hint}")
+
     def stream(
         self,
         frames: np.ndarray,
@@ -428,6 +453,7 @@ class Policy:
         the generation thread."""
         settings = settings or GenerationSettings()
         batch = self.build_inputs([(frames, question, options)])
+        self.check_context(int(batch.input_ids.shape[1]), settings.max_new_tokens)
         streamer = _token_streamer(self.tokenizer, timeout)
         stop = threading.Event()
         errors: list[BaseException] = []
@@ -454,8 +480,11 @@ class Policy:
                 if not errors:
                     raise PolicyError(f"generation produced no token for {timeout:g} s (gave up)") from None
         finally:
+            # The request ended (the end token, Stop, a disconnect, the timeout): the criterion ends
+            # generate at its next token, and the thread's ``with self._lock`` releases the model.
+            # Waiting longer than a token or two would hold the caller, not free the model sooner.
             stop.set()
-            thread.join(timeout=max(timeout, 1.0))
+            thread.join(timeout=STOP_JOIN_SECONDS)
         if errors:
             raise errors[0]
 
@@ -468,7 +497,9 @@ class Policy:
     ) -> str:
         """The final completion text (without the end token)."""
         settings = settings or GenerationSettings()
-        ids, _ = self._run_generate(self.build_inputs([(frames, question, options)]), settings)
+        batch = self.build_inputs([(frames, question, options)])
+        self.check_context(int(batch.input_ids.shape[1]), settings.max_new_tokens)
+        ids, _ = self._run_generate(batch, settings)
         mask = self._completion_mask(ids)
         return self._decode(ids, mask)[0]
 

@@ -36,6 +36,7 @@ import platform
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -333,29 +334,82 @@ def train(
     stopped early: after ``stop_after`` global steps WITHOUT a checkpoint (what a crash leaves:
     resume goes back to the last periodic checkpoint), or after ``max_seconds`` of training WITH
     one (a planned pause)."""
-    from tqdm.auto import tqdm
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    state = None
-    if resume:
-        for p in [*remove_stale_temporaries(out), *remove_stale_temporaries(out / CHECKPOINT)]:
-            log(f"removed {p.name}, a temporary left by an interrupted write")
-        found = load_checkpoint(out, log)
-        if found is None:
-            log(f"no checkpoint in {out}: starting from scratch")
-        else:
-            saved_cfg, state = found
-            if saved_cfg != cfg:
-                raise TrainError(
-                    f"{out / CHECKPOINT} was made by a different recipe; resume with the same options "
-                    f"(seed {saved_cfg.seed}, stages {[(s.name, s.steps) for s in saved_cfg.stages]}) "
-                    "or use another --out"
-                )
-    elif (out / CHECKPOINT).exists():
-        shutil.rmtree(out / CHECKPOINT)
+    state = _resume_state(cfg, out, resume, log)
     torch.set_num_threads(cfg.threads)
+    run = _setup(cfg, out, state, progress, log)
 
+    start_stage, start_step, elapsed = 0, 0, 0.0
+    if state is not None:
+        run.model.load_state_dict(state["model"])
+        run.head.load_state_dict(state["probe"])
+        start_stage, start_step, elapsed = state["stage"], state["step"], state["elapsed"]
+        log(f"resuming at stage {cfg.stages[start_stage].name!r} step {start_step}")
+
+    run.done_steps = sum(s.steps for s in cfg.stages[:start_stage]) + start_step
+    evaluations: dict[str, Any] = {}
+    for si in range(start_stage, len(cfg.stages)):
+        stage = cfg.stages[si]
+        optimizer = _make_optimizer(run.model, run.head, stage, cfg)
+        first = start_step if si == start_stage else 0
+        if state is not None and si == start_stage and state.get("optimizer") is not None and first > 0:
+            optimizer.load_state_dict(state["optimizer"])
+        stage_seconds = _run_stage(run, si, first, optimizer, elapsed, stop_after, max_seconds, progress, log)
+        if stage_seconds is None:
+            return None
+        elapsed += stage_seconds
+        log(f"stage {stage.name}: done ({elapsed / 60:.1f} min of training so far)")
+        if _evaluates(stage) and run.val:
+            evaluations[stage.name] = _evaluate(run.model, run.tokenizer, run.val, cfg, log, run.log_file, stage.name)
+            run.model.train()
+    return _write_policy(run, cfg, out, state is not None, elapsed, evaluations, command, log)
+
+
+def _resume_state(cfg: TinyConfig, out: Path, resume: bool, log: Callable[[str], None]) -> dict[str, Any] | None:
+    """The saved state to resume from (None: start fresh, after clearing an earlier run's checkpoints)."""
+    if not resume:
+        if (out / CHECKPOINT).exists():
+            shutil.rmtree(out / CHECKPOINT)
+        return None
+    for p in [*remove_stale_temporaries(out), *remove_stale_temporaries(out / CHECKPOINT)]:
+        log(f"removed {p.name}, a temporary left by an interrupted write")
+    found = load_checkpoint(out, log)
+    if found is None:
+        log(f"no checkpoint in {out}: starting from scratch")
+        return None
+    saved_cfg, state = found
+    if saved_cfg != cfg:
+        raise TrainError(
+            f"{out / CHECKPOINT} was made by a different recipe; resume with the same options "
+            f"(seed {saved_cfg.seed}, stages {[(s.name, s.steps) for s in saved_cfg.stages]}) "
+            "or use another --out"
+        )
+    return state
+
+
+@dataclass
+class _Run:
+    """What every stage of one training run shares."""
+
+    cfg: TinyConfig
+    out: Path
+    clips: Clips
+    val: Clips | None
+    tokenizer: Any
+    model: Any
+    head: Any
+    params: list
+    n_params: int
+    batches: Any
+    log_file: Path
+    done_steps: int = 0
+
+
+def _setup(cfg: TinyConfig, out: Path, state: dict[str, Any] | None, progress: bool,
+           log: Callable[[str], None]) -> _Run:
+    """Data, tokenizer, model and probe head, and the run log's first line. The order of these
+    steps fixes the random stream, so a run is reproducible from its seed."""
     t0 = time.perf_counter()
     clips = build_clips("train", cfg.train_clips, out / "data" / "train", world_config(cfg), seed=cfg.seed,
                         num_frames=cfg.num_frames, progress=progress)
@@ -374,10 +428,8 @@ def train(
             tokenizer.save_pretrained(tmp)
     model = build_model(cfg, tokenizer)
     head = probe.ProbeHead(model.config.text_config.hidden_size)  # training only, never saved with the policy
-    params = [*model.parameters(), *head.parameters()]
     n_params = sum(p.numel() for p in model.parameters())
-    num_visual = model.config.num_visual_tokens
-    batches = Batches(cfg, clips, tokenizer, num_visual)
+    batches = Batches(cfg, clips, tokenizer, model.config.num_visual_tokens)
     log_file = out / LOG
     if state is None:
         log_file.unlink(missing_ok=True)  # a fresh run never appends to an earlier run's log
@@ -388,83 +440,83 @@ def train(
                          "threads": cfg.threads, "config": cfg.to_dict()})
     log(f"tiny policy: {n_params / 1e6:.2f}M parameters, vocabulary {len(tokenizer)}, "
         f"{len(clips)} train clips, {cfg.total_steps} steps, {cfg.threads} threads")
+    return _Run(cfg, out, clips, val, tokenizer, model, head, [*model.parameters(), *head.parameters()],
+                n_params, batches, log_file)
 
-    start_stage, start_step, elapsed = 0, 0, 0.0
-    if state is not None:
-        model.load_state_dict(state["model"])
-        head.load_state_dict(state["probe"])
-        start_stage, start_step, elapsed = state["stage"], state["step"], state["elapsed"]
-        log(f"resuming at stage {cfg.stages[start_stage].name!r} step {start_step}")
 
-    done_steps = sum(s.steps for s in cfg.stages[:start_stage]) + start_step
-    evaluations: dict[str, Any] = {}
-    for si in range(start_stage, len(cfg.stages)):
-        stage = cfg.stages[si]
-        optimizer = _make_optimizer(model, head, stage, cfg)
-        first = start_step if si == start_stage else 0
-        if state is not None and si == start_stage and state.get("optimizer") is not None and first > 0:
-            optimizer.load_state_dict(state["optimizer"])
-        model.train()
-        bar = tqdm(range(first, stage.steps), desc=f"{stage.name:>9}", unit="step", disable=not progress,
-                   initial=first, total=stage.steps)
-        stage_t = time.perf_counter()
-        for step in bar:
-            if stop_after is not None and done_steps >= stop_after:
-                bar.close()
-                return None
-            if max_seconds is not None and elapsed + time.perf_counter() - stage_t >= max_seconds:
-                bar.close()
-                save_checkpoint(out, cfg, model, head, optimizer, si, step, elapsed + time.perf_counter() - stage_t)
-                log(f"paused at stage {stage.name!r} step {step} after {max_seconds / 60:.1f} min: resume with --resume")
-                return None
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(stage, step)
-            batch = batches.get(si, step)
-            record: dict[str, Any] = {"stage": stage.name, "step": step + 1}
-            loss = training_loss(model, head, stage, cfg, batch, record)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            optimizer.step()
-            done_steps += 1
-            bar.set_postfix({k: v for k, v in record.items() if k not in ("stage", "step")}, refresh=False)
-            if (step + 1) % 10 == 0 or step + 1 == stage.steps:
-                _log_json(log_file, {"event": "step", **record, "lr": lr_at(stage, step),
+def _evaluates(stage: Stage) -> bool:
+    """Whether a stage writes answers worth evaluating (a language stage on video, not captions only)."""
+    return bool(stage.lm and stage.video_batch and stage.caption_share < 1)
+
+
+def _run_stage(run: _Run, si: int, first: int, optimizer, elapsed: float, stop_after: int | None,
+               max_seconds: float | None, progress: bool, log: Callable[[str], None]) -> float | None:
+    """Train stage ``si`` from step ``first``; return its seconds, or None when the run stopped early."""
+    from tqdm.auto import tqdm
+
+    cfg, stage, model = run.cfg, run.cfg.stages[si], run.model
+    model.train()
+    bar = tqdm(range(first, stage.steps), desc=f"{stage.name:>9}", unit="step", disable=not progress,
+               initial=first, total=stage.steps)
+    stage_t = time.perf_counter()
+    for step in bar:
+        if stop_after is not None and run.done_steps >= stop_after:
+            bar.close()
+            return None
+        if max_seconds is not None and elapsed + time.perf_counter() - stage_t >= max_seconds:
+            bar.close()
+            save_checkpoint(run.out, cfg, model, run.head, optimizer, si, step, elapsed + time.perf_counter() - stage_t)
+            log(f"paused at stage {stage.name!r} step {step} after {max_seconds / 60:.1f} min: resume with --resume")
+            return None
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(stage, step)
+        batch = run.batches.get(si, step)
+        record: dict[str, Any] = {"stage": stage.name, "step": step + 1}
+        loss = training_loss(model, run.head, stage, cfg, batch, record)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(run.params, cfg.grad_clip)
+        optimizer.step()
+        run.done_steps += 1
+        bar.set_postfix({k: v for k, v in record.items() if k not in ("stage", "step")}, refresh=False)
+        if (step + 1) % 10 == 0 or step + 1 == stage.steps:
+            _log_json(run.log_file, {"event": "step", **record, "lr": lr_at(stage, step),
                                      "seconds": round(elapsed + time.perf_counter() - stage_t, 1)})
-            if cfg.eval_every and stage.lm and stage.video_batch and stage.caption_share < 1 and (step + 1) % cfg.eval_every == 0 and step + 1 < stage.steps and val:
-                _evaluate(model, tokenizer, val, cfg, log, log_file, f"{stage.name}@{step + 1}")
-                model.train()
-            if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == stage.steps:
-                now = elapsed + time.perf_counter() - stage_t
-                if step + 1 == stage.steps and si + 1 < len(cfg.stages):
-                    save_checkpoint(out, cfg, model, head, None, si + 1, 0, now)
-                else:
-                    save_checkpoint(out, cfg, model, head, optimizer, si, step + 1, now)
-        bar.close()
-        elapsed += time.perf_counter() - stage_t
-        log(f"stage {stage.name}: done ({elapsed / 60:.1f} min of training so far)")
-        if stage.lm and stage.video_batch and stage.caption_share < 1 and val:
-            evaluations[stage.name] = _evaluate(model, tokenizer, val, cfg, log, log_file, stage.name)
+        if cfg.eval_every and _evaluates(stage) and (step + 1) % cfg.eval_every == 0 and step + 1 < stage.steps and run.val:
+            _evaluate(model, run.tokenizer, run.val, cfg, log, run.log_file, f"{stage.name}@{step + 1}")
             model.train()
+        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == stage.steps:
+            now = elapsed + time.perf_counter() - stage_t
+            if step + 1 == stage.steps and si + 1 < len(cfg.stages):
+                save_checkpoint(run.out, cfg, model, run.head, None, si + 1, 0, now)
+            else:
+                save_checkpoint(run.out, cfg, model, run.head, optimizer, si, step + 1, now)
+    bar.close()
+    return time.perf_counter() - stage_t
+
+
+def _write_policy(run: _Run, cfg: TinyConfig, out: Path, resumed: bool, elapsed: float,
+                  evaluations: dict[str, Any], command: str | None, log: Callable[[str], None]) -> Path:
+    """Save the trained model as the cold-start policy with its metadata (recipe, machine, validation)."""
+    from tinyr1.policy import policy_from_model
+    from tinyr1.policy.spec import COLDSTART_POLICY
 
     meta = {
-        "name": "tiny-coldstart",
+        "name": COLDSTART_POLICY,
         "kind": "trained",
         "recipe": cfg.to_dict(),
         "command": command,
-        "resumed": state is not None,
-        "parameters": n_params,
-        "train_clips": len(clips),
+        "resumed": resumed,
+        "parameters": run.n_params,
+        "train_clips": len(run.clips),
         "training_minutes": round(elapsed / 60, 2),
         "machine": f"{platform.machine()} {os.cpu_count()} CPUs, {cfg.threads} torch threads, "
                    f"python {sys.version.split()[0]}, torch {torch.__version__}",
         "validation": {k: _brief(v) for k, v in evaluations.items()},
     }
-    from tinyr1.policy import policy_from_model
-
-    model.eval()
-    path = policy_from_model(model, tokenizer, name="tiny-coldstart", metadata=meta).save(out / POLICY)
-    _log_json(log_file, {"event": "done", "policy": str(path), "training_seconds": round(elapsed, 1)})
+    run.model.eval()
+    path = policy_from_model(run.model, run.tokenizer, name=COLDSTART_POLICY, metadata=meta).save(out / POLICY)
+    _log_json(run.log_file, {"event": "done", "policy": str(path), "training_seconds": round(elapsed, 1)})
     log(f"policy written to {path} ({elapsed / 60:.1f} min of training)")
     return path
 
