@@ -96,7 +96,8 @@ def test_report_arithmetic_matches_the_reward_per_question():
     fams = report["per_family"]
     assert set(fams) == {"direction", "count", "order"}
     assert fams["direction"] == {"accuracy": 1.0, "format_rate": 1.0, "mean_think_chars": 10.5,
-                                 "mean_reward": pytest.approx(fams["direction"]["mean_reward"]), "n": 2}
+                                 "mean_reward": pytest.approx(fams["direction"]["mean_reward"]),
+                                 "consistency": 0.5, "concluded": 0.5, "n": 2}  # "so right" concludes
     assert (fams["count"]["accuracy"], fams["count"]["format_rate"], fams["order"]["accuracy"]) == (0.5, 0.5, 0.0)
     # The overall numbers are the families' numbers weighted by their sizes.
     for key in METRICS[:-1]:
@@ -118,7 +119,8 @@ def test_questions_without_family_or_answer():
 
 
 def test_summarize_of_nothing_is_zero():
-    assert summarize([]) == {"accuracy": 0.0, "format_rate": 0.0, "mean_think_chars": 0.0, "mean_reward": 0.0, "n": 0}
+    assert summarize([]) == {"accuracy": 0.0, "format_rate": 0.0, "mean_think_chars": 0.0, "mean_reward": 0.0,
+                             "consistency": 0.0, "concluded": 0.0, "n": 0}
 
 
 # ------------------------------------------------------------------ a real (random) policy, real mp4s
@@ -191,3 +193,66 @@ def test_eval_cli_unanswered_dataset(tiny_dir, world_jsonl, tmp_path, capsys):
     assert "--allow-outside-paths" in capsys.readouterr().err  # confined by default, the flag named
     assert main(["eval", "--policy", str(tiny_dir), "--data", str(path), "--allow-outside-paths"]) == 2
     assert "no answer" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ ablations and consistency
+
+
+def test_ablations_change_only_the_frames(world_jsonl):
+    """Each ablation on real decoded clips: what the policy gets, exactly."""
+    from tinyr1.evaluate import ABLATIONS, ablate, load_video_frames, mismatch_pairs
+
+    rows = load_dataset(world_jsonl)
+    frames = {r.id: load_video_frames(r, 4) for r in rows}
+    loader = lambda row, n: frames[row.id]  # noqa: E731
+    pairs = mismatch_pairs(rows)
+    for i, r in enumerate(rows):
+        f = frames[r.id]
+        assert np.array_equal(ablate("reversed", rows, loader)(r, 4), f[::-1])
+        first = ablate("first-frame", rows, loader)(r, 4)
+        assert first.shape == f.shape and all(np.array_equal(x, f[0]) for x in first)
+        empty = ablate("empty", rows, loader)(r, 4)
+        assert empty.shape == f.shape and (empty == r.extra["facts"]["background"]).all()
+        j = pairs[i]
+        assert j != i and rows[j].family == r.family  # another clip of the same family
+        assert np.array_equal(ablate("mismatched", rows, loader)(r, 4), frames[rows[j].id])
+    assert len(ABLATIONS) == 4
+    with pytest.raises(ValueError, match="unknown ablation"):
+        ablate("upside-down", rows, loader)
+    with pytest.raises(ValueError, match="at least 2"):
+        mismatch_pairs(rows[:1])
+
+
+def test_the_shipped_policy_reads_the_video(tmp_path_factory):
+    """The shipped policy on 32 real validation clips: the empty scene and another clip's frames
+    cost accuracy; reversed frames cost direction (it reads the motion)."""
+    from tinyr1.policy import load_policy
+
+    rows = load_dataset(write_split("validation", 32, tmp_path_factory.mktemp("ablate")))
+    policy = load_policy()
+    settings = GenerationSettings(temperature=0.0, max_new_tokens=96)
+    plain = evaluate(policy, rows, settings)
+    assert plain["ablation"] is None and plain["consistency"] > 0.5
+    for kind in ("empty", "mismatched"):
+        ablated = evaluate(policy, rows, settings, ablation=kind)
+        assert ablated["ablation"] == kind
+        assert ablated["accuracy"] <= plain["accuracy"] - 0.25, (kind, ablated["accuracy"], plain["accuracy"])
+    reversed_ = evaluate(policy, rows, settings, ablation="reversed")
+    assert reversed_["per_family"]["direction"]["accuracy"] < plain["per_family"]["direction"]["accuracy"]
+
+
+def test_eval_cli_ablation_and_consistency(tiny_dir, world_jsonl, capsys):
+    code = main(["eval", "--policy", str(tiny_dir), "--data", str(world_jsonl), "--max-new-tokens", "8",
+                 "--ablation", "reversed", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and report["ablation"] == "reversed"
+    assert 0.0 <= report["consistency"] <= 1.0
+    assert all("consistency" in m and "concluded" in m for m in report["per_family"].values())
+    assert main(["eval", "--policy", str(tiny_dir), "--data", str(world_jsonl), "--ablation", "mismatched",
+                 "--limit", "1"]) == 2
+    assert "at least 2" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["eval", "--policy", str(tiny_dir), "--ablation", "sideways"])
+    assert exit_.value.code == 2
+    main(["eval", "--policy", str(tiny_dir), "--data", str(world_jsonl), "--max-new-tokens", "8", "--limit", "2"])
+    assert "consistent" in capsys.readouterr().out  # the table's column

@@ -553,6 +553,8 @@ def test_resume_refuses_other_settings(policy_dir, rows, tmp_path):
         ({"loss_type": "dr_grpo", "num_iterations": 2}, "clip_ratio/region_mean"),  # clipped, 2 updates
         ({"loss_type": "dapo", "beta": 0.0, "scale_rewards": False}, "loss"),  # no reference kept
         ({"temporal": True}, "temporal/applied"),  # T-GRPO: a shuffled-frame rollout per prompt
+        ({"rewards": ("format_accuracy_consistency",)}, "rewards/format_accuracy_consistency/mean"),
+        ({"rewards": ("format_accuracy", "consistency"), "reward_weights": (1.0, 0.5)}, "rewards/consistency/mean"),
         ({"prompts_per_forward": 1}, "loss"),  # micro-batched update
     ],
 )
@@ -560,6 +562,42 @@ def test_options_run_a_step(policy_dir, rows, tmp_path, options, expect):
     records = list(train(GRPOConfig(steps=1, **{**QUICK, **options}), _load(policy_dir), rows, tmp_path / "run"))
     assert expect in records[0].metrics and math.isfinite(records[0].metrics[expect])
     assert ("kl" in records[0].metrics) == (options.get("beta", 0.01) > 0)
+
+
+def test_t_grpo_samples_shuffled_frames_and_pays_the_bonus(policy_dir, rows, tmp_path):
+    """T-GRPO end to end on a real tiny policy: each step samples the same prompts a second time on
+    a real permutation of their frames, and the bonus follows Video-R1's rule on the two groups."""
+    import numpy as np
+
+    from tinyr1.rewards import score
+
+    policy = _load(policy_dir)
+    calls = []
+    real_sample = policy.sample
+
+    def spy(items, G, settings=None):
+        batch = real_sample(items, G, settings)
+        calls.append(([(np.array(f), q) for f, q, _ in items], list(batch.texts)))
+        return batch
+
+    policy.sample = spy
+    config = GRPOConfig(steps=1, temporal=True, temporal_bonus=0.3, **{**QUICK, "temperature": 1.0})
+    record = list(train(config, policy, rows, tmp_path / "run"))[0]
+    assert len(calls) == 2  # the ordered rollout, then the shuffled one
+    (ordered, texts), (shuffled, shuffled_texts) = calls
+    assert [q for _, q in ordered] == [q for _, q in shuffled]
+    for (a, _), (b, _) in zip(ordered, shuffled):
+        assert not np.array_equal(a, b)  # never the identity
+        assert sorted(x.tobytes() for x in a) == sorted(x.tobytes() for x in b)  # the same frames, reordered
+    G = config.num_generations
+    expected = []
+    for i, group in enumerate(record.groups):
+        right = [bool(b["correct"]) for b in group.breakdowns]
+        sh = [bool(score(t, group.answer, group.options).correct) for t in shuffled_texts[i * G:(i + 1) * G]]
+        applied = np.mean(right) >= 0.8 * np.mean(sh)
+        expected += [0.3 * r * applied for r in right]
+        assert group.shuffled_accuracy == pytest.approx(np.mean(sh))
+    assert record.metrics["rewards/temporal/mean"] == pytest.approx(float(np.mean(expected)))
 
 
 def test_micro_batches_update_like_the_whole_batch(policy_dir, rows, tmp_path):

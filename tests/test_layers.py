@@ -9,8 +9,8 @@ Layers, top to bottom (docs/DESIGN.md, "Code layout"):
 3. what runs training: tinyr1/runs.py, tinyr1/grpo, tinyr1/tiny (training the tiny policy);
 2. policies: tinyr1/policy, tinyr1/evaluate.py, tinyr1/registry.py (which policies exist and
    where their weights are: the policy loader resolves names through it);
-1. the bottom: tinyr1/models, video, data, archive, world, rewards, format, tokenizer, files, limits,
-   checkpoints.
+1. the bottom: tinyr1/models, video, data, archive, world, rewards, conclusion, format, tokenizer,
+   files, limits, checkpoints.
 
 Imports inside functions count for the direction too: a lazy import defers the cost, it does not
 make a lower layer independent of a higher one. ``EXEMPT`` lists the few that do, each with why.
@@ -29,9 +29,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "tinyr1"
 LAYERS: dict[str, int] = {
     "tinyr1": 4, "tinyr1.__main__": 4, "tinyr1.app": 4, "tinyr1.cli": 4,
     "tinyr1.runs": 3, "tinyr1.grpo": 3, "tinyr1.tiny": 3,
-    "tinyr1.policy": 2, "tinyr1.evaluate": 2, "tinyr1.registry": 2,
+    "tinyr1.policy": 2, "tinyr1.evaluate": 2, "tinyr1.registry": 2, "tinyr1.plan": 2,
     "tinyr1.models": 1, "tinyr1.video": 1, "tinyr1.data": 1, "tinyr1.world": 1, "tinyr1.rewards": 1,
     "tinyr1.format": 1, "tinyr1.tokenizer": 1, "tinyr1.files": 1, "tinyr1.limits": 1, "tinyr1.archive": 1, "tinyr1.checkpoints": 1,
+    "tinyr1.conclusion": 1,
 }
 
 #: (importer, imported) pairs allowed against the layering, with the reason. Empty: none needed.

@@ -49,3 +49,25 @@ def test_layout_names_only_paths_that_exist():
     assert any(p.startswith("tinyr1/") for p in paths), "the layout lists no module of the package"
     missing = [p for p in paths if not (ROOT / p).exists() or (p.endswith("/") and not (ROOT / p).is_dir())]
     assert not missing, f"README.md's layout names paths that do not exist: {missing}"
+
+
+def test_layout_names_every_module_of_the_package():
+    """Every module and subpackage directly in tinyr1/ is in the tree, and a folder whose files the
+    tree lists has all of them listed: the layout is the package, not a sample of it."""
+    paths = set(layout_paths(_layout_block((ROOT / "README.md").read_text(encoding="utf-8"))))
+    package = ROOT / "tinyr1"
+
+    def entries(folder):
+        return sorted(p for p in folder.iterdir()
+                      if p.name not in ("__init__.py", "__main__.py", "__pycache__")
+                      and (p.suffix == ".py" or (p.is_dir() and (p / "__init__.py").exists())))
+
+    def name(p):
+        return p.relative_to(ROOT).as_posix() + ("/" if p.is_dir() else "")
+
+    unnamed = [name(p) for p in entries(package) if name(p) not in paths]
+    for folder in (p for p in package.rglob("*") if p.is_dir() and name(p) in paths):
+        listed = [name(p) for p in entries(folder) if name(p) in paths]
+        if listed:  # the tree opens this folder, so it must list all of it
+            unnamed += [name(p) for p in entries(folder) if name(p) not in paths]
+    assert not unnamed, f"README's Project layout does not name: {unnamed}"

@@ -349,3 +349,41 @@ def test_a_megabyte_of_adversarial_tags_is_scored_in_well_under_a_second(shape: 
     elapsed = time.perf_counter() - started
     assert not result.format_ok and result.total == -2.0  # every shape fails the format
     assert elapsed < 0.5, f"{shape}: {elapsed:.2f} s (the parser must stay linear)"
+
+
+# ------------------------------------------------------------------ faithful reasoning: consistency
+
+
+def test_consistency_reward_follows_the_trace():
+    from tinyr1.rewards import REWARDS, get_reward
+
+    opts = ["left", "down", "up", "right"]
+    follows = "<think>At the start it is at the top. So it moves down. Answer: down B.</think><answer>B</answer>"
+    strays = "<think>At the start it is at the top. So it moves down. Answer: down B.</think><answer>C</answer>"
+    contradicts = "<think>So it moves right. Answer: left A.</think><answer>A</answer>"
+    silent = "<think>At the start it is at the top.</think><answer>B</answer>"
+    texts = [follows, strays, contradicts, silent]
+    kw = {"answer": ["B"] * 4, "options": [opts] * 4}
+    assert REWARDS["consistency"](texts, **kw) == [1.0, 0.0, 0.0, 0.0]
+    assert get_reward("consistency", weight=0.5, penalty=-0.5)(texts, **kw) == [0.5, -0.5, -0.5, -0.5]
+    combined = REWARDS["format_accuracy_consistency"](texts, **kw)
+    base = REWARDS["format_accuracy"](texts, **kw)
+    assert combined == pytest.approx([b + t for b, t in zip(base, [0.5, 0.0, 0.0, 0.0])])
+    # a consistent wrong answer still scores below an inconsistent right one
+    wrong_but_consistent = REWARDS["format_accuracy_consistency"]([follows], answer=["C"], options=[opts])[0]
+    right_but_stray = REWARDS["format_accuracy_consistency"]([strays], answer=["C"], options=[opts])[0]
+    assert wrong_but_consistent < right_but_stray
+    assert REWARDS["consistency"]([follows], answer=["B"])[0] == 0.0  # without options nothing is concluded
+
+
+def test_consistency_reward_rejects_bad_parameters():
+    from tinyr1.rewards import describe_rewards, get_reward
+
+    assert {"consistency", "format_accuracy_consistency"} <= set(describe_rewards())
+    with pytest.raises(ValueError, match="penalty"):
+        get_reward("consistency", penalty=0.5)
+    with pytest.raises(ValueError, match="unknown reward parameter"):
+        get_reward("consistency", r0=1)
+    with pytest.raises(ValueError, match="r1 is 0"):
+        get_reward("format_accuracy_consistency", r1=0.5)
+    assert get_reward("format_accuracy_consistency", r0=0.25).config.r0 == 0.25

@@ -352,3 +352,74 @@ def test_answers_still_visible_in_what_a_tiny_policy_sees(tmp_path):
         else:  # the moving shape: the only colour whose centre travels
             moved = [c for c in visible[0] if np.abs(centroid(small[0], c) - centroid(small[-1], c)).max() > 3]
             assert len(moved) == 1 and moved[0] == objs[0]["color"]
+
+
+# ------------------------------------------------------------------ version 3: no single-frame shortcuts
+
+
+def _on_a_cell(obj: dict, frame: int, size: int) -> bool:
+    """A shape's position class in one frame: its box sits in one grid cell where a still shape
+    would be placed (within the placement's jitter of a cell's centre on both axes), else it lies
+    between cells."""
+    s, cell = obj["size"], size / 3
+    slack = max(0, int((cell - s) // 2))
+    for v in (obj["x"][frame], obj["y"][frame]):
+        centres = [round(i * cell + (cell - s) / 2) for i in range(3)]
+        if min(abs(v - c) for c in centres) > slack:
+            return False
+    return True
+
+
+@pytest.mark.parametrize("family", ["direction", "moving_color", "moving_shape"])
+def test_v3_mover_looks_like_a_still_shape_in_one_frame(family):
+    from tinyr1.world import WorldConfig
+
+    for version, mover_on_cells in ((2, None), (3, 1.0)):
+        config = WorldConfig(version=version, distractors=1)
+        movers = stills = 0
+        n = 120
+        for seed in range(n):
+            facts = make_sample(seed, family, config).facts
+            objs, last = facts["objects"], facts["num_frames"] - 1
+            assert all(_on_a_cell(o, 0, facts["size"]) for o in objs[1:])  # still shapes: always on a cell
+            stills += len(objs) - 1
+            movers += _on_a_cell(objs[0], 0, facts["size"])
+            if version == 3:
+                assert _on_a_cell(objs[0], last, facts["size"])  # and it ends on one
+        if mover_on_cells is None:
+            assert movers < 0.6 * n  # version 2: the mover is often between cells in frame 0
+        else:
+            assert movers == n
+
+
+def test_v3_order_end_frames_are_empty_and_v2_is_unchanged():
+    import hashlib
+
+    from tinyr1.world import FAMILIES, WorldConfig
+
+    for seed in range(20):
+        facts = make_sample(seed, "order", WorldConfig(version=3)).facts
+        assert not any(o["visible"][0] or o["visible"][-1] for o in facts["objects"])
+        assert all(any(o["visible"]) for o in facts["objects"])
+    # version 2 byte for byte as before version 3 existed (frames and rows of 30 samples)
+    h = hashlib.sha256()
+    for fam in FAMILIES:
+        for seed in range(6):
+            s = make_sample(seed, fam, split="test" if seed % 2 else None)
+            h.update(s.frames.tobytes())
+            h.update(json.dumps(s.row("x.mp4"), sort_keys=True).encode())
+    assert h.hexdigest() == "72fce9b2696dcf90cfc73e74126fae192d589d6922473d64df05b3a56e2a4fc3"
+    assert "version" not in WorldConfig().to_dict()  # cached v2 splits keep their keys
+    assert WorldConfig.from_dict(WorldConfig(version=3).to_dict()).version == 3
+    with pytest.raises(ValueError, match="version"):
+        WorldConfig(version=4)
+
+
+def test_world_cli_version_3(tmp_path, capsys):
+    from tinyr1.cli import main
+
+    assert main(["world", "--split", "validation", "--n", "4", "--out", str(tmp_path / "w3"), "--version", "3"]) == 0
+    meta = json.loads((tmp_path / "w3" / "world.json").read_text())
+    assert meta["config"]["version"] == 3
+    with pytest.raises(SystemExit):
+        main(["world", "--split", "validation", "--n", "4", "--out", str(tmp_path / "w4"), "--version", "4"])

@@ -49,7 +49,10 @@ Batch reward functions follow TRL: ``fn(completions, **kwargs) -> list[float | N
 ``completions`` are strings or TRL's conversational form ``[{"role": "assistant", "content": ...}]``
 and ``kwargs`` carry ``answer`` (or ``solution``) and optionally ``options`` lists, one entry per
 completion. ``REWARDS`` maps names to them; ``get_reward(name, **config)`` builds one with other
-parameters. Run ``python -m doctest tinyr1/rewards.py`` for the example above.
+parameters. Beyond the paper's reward and its parts, ``consistency`` (1 when the answer chooses
+the option the trace itself concludes, tinyr1/conclusion.py, else 0) and
+``format_accuracy_consistency`` (format + accuracy, plus 0.5 for a consistent answer) reward
+faithful reasoning: GRPO options (``tinyr1 train --rewards format_accuracy_consistency``). Run ``python -m doctest tinyr1/rewards.py`` for the example above.
 """
 from __future__ import annotations
 
@@ -73,6 +76,7 @@ __all__ = [
     "RewardFunction",
     "REWARDS",
     "get_reward",
+    "ConsistencyReward",
 ]
 
 
@@ -404,25 +408,86 @@ _SPECS: dict[str, tuple[str, Callable[[RewardConfig], RewardConfig], str]] = {
     "format_accuracy": ("total", _no_length, "the paper's total with r1 = 0 (no length reward; r2 kept)"),
 }
 
-REWARDS: dict[str, RewardFunction] = {
-    name: RewardFunction(name, component, transform(DEFAULT_CONFIG)) for name, (component, transform, _) in _SPECS.items()
+#: What the consistency term adds in ``format_accuracy_consistency``: half the format reward, so a
+#: consistent wrong answer (-FR + 0.5 = 0) still scores below any right one (+1.5 and more).
+CONSISTENCY_WEIGHT = 0.5
+
+
+class ConsistencyReward:
+    """A faithful-reasoning term as a TRL reward function: ``weight`` when the ``<answer>`` block
+    chooses the option the trace itself concludes (``tinyr1.conclusion.is_consistent``), else
+    ``penalty`` (a trace that concludes nothing, or contradicts itself, gets ``penalty`` too).
+    Needs the ``options`` of each completion; a completion without options gets ``penalty``.
+
+    With ``base`` (another RewardFunction) it returns ``base + term``: ``format_accuracy_consistency``
+    is the format + accuracy reward plus ``CONSISTENCY_WEIGHT`` for a consistent answer."""
+
+    def __init__(self, name: str, weight: float = 1.0, penalty: float = 0.0, base: RewardFunction | None = None) -> None:
+        self.__name__ = name
+        penalty = float(penalty) if isinstance(penalty, numbers.Real) and not isinstance(penalty, bool) else math.nan
+        if not (math.isfinite(penalty) and penalty <= 0):
+            raise ValueError(f"penalty is what an inconsistent answer gets: a number <= 0, got {penalty!r}")
+        self.weight, self.penalty, self.base = _weight("weight", weight), penalty, base
+        # GRPO's per-completion breakdowns read a reward's RewardConfig when it has one.
+        self.config = base.config if base is not None else None
+
+    def __repr__(self) -> str:
+        return f"ConsistencyReward({self.__name__!r}, weight={self.weight}, penalty={self.penalty}, base={self.base!r})"
+
+    def __call__(self, completions: Sequence[Any], **kwargs: Any) -> list[float | None]:
+        from tinyr1.conclusion import is_consistent  # tinyr1.conclusion builds on this module
+
+        options = _per_completion(kwargs, "options", len(completions))
+        terms = [self.weight if is_consistent(_text_of(c), o or None) else self.penalty
+                 for c, o in zip(completions, options)]
+        if self.base is None:
+            return terms
+        return [None if b is None else b + t for b, t in zip(self.base(completions, **kwargs), terms)]
+
+
+_CONSISTENCY_SPECS = {
+    "consistency": "1 when the answer chooses the option its own trace concludes (tinyr1.conclusion), else 0",
+    "format_accuracy_consistency": f"format_accuracy + {CONSISTENCY_WEIGHT} when the answer follows the trace's conclusion",
+}
+
+
+def _consistency_reward(name: str, config: RewardConfig = DEFAULT_CONFIG) -> ConsistencyReward:
+    if name == "consistency":
+        return ConsistencyReward(name)
+    base = RewardFunction("format_accuracy", "total", _no_length(config))
+    return ConsistencyReward(name, weight=CONSISTENCY_WEIGHT, base=base)
+
+
+REWARDS: dict[str, RewardFunction | ConsistencyReward] = {
+    **{name: RewardFunction(name, component, transform(DEFAULT_CONFIG)) for name, (component, transform, _) in _SPECS.items()},
+    **{name: _consistency_reward(name) for name in _CONSISTENCY_SPECS},
 }
 
 
 def describe_rewards() -> dict[str, str]:
     """Name -> one-line description of each registered reward."""
-    return {name: spec[2] for name, spec in _SPECS.items()}
+    return {**{name: spec[2] for name, spec in _SPECS.items()}, **_CONSISTENCY_SPECS}
 
 
-def get_reward(name: str, **params: Any) -> RewardFunction:
+def get_reward(name: str, **params: Any) -> RewardFunction | ConsistencyReward:
     """The reward called ``name``, with ``RewardConfig`` fields as parameters (``r0``, ``r1``,
-    ``max_len``, ``r2``, ``official_corner``). Unknown names and parameters raise ValueError."""
-    if name not in _SPECS:
-        raise ValueError(f"unknown reward {name!r}; known rewards: {', '.join(_SPECS)}")
+    ``max_len``, ``r2``, ``official_corner``). Unknown names and parameters raise ValueError.
+    ``consistency`` takes ``weight`` and ``penalty`` instead."""
+    if name not in _SPECS and name not in _CONSISTENCY_SPECS:
+        raise ValueError(f"unknown reward {name!r}; known rewards: {', '.join([*_SPECS, *_CONSISTENCY_SPECS])}")
+    if name == "consistency":
+        unknown = sorted(set(params) - {"weight", "penalty"})
+        if unknown:
+            raise ValueError(f"unknown reward parameter(s) {', '.join(unknown)}; known: weight, penalty")
+        return ConsistencyReward(name, **params)
     fields = [f.name for f in dataclasses.fields(RewardConfig)]
     unknown = sorted(set(params) - set(fields))
     if unknown:
         raise ValueError(f"unknown reward parameter(s) {', '.join(unknown)}; known: {', '.join(fields)}")
+    if name == "format_accuracy_consistency":
+        if params.pop("r1", 0) != 0:
+            raise ValueError(f"{name} has no length term: r1 is 0 by definition")
+        return _consistency_reward(name, RewardConfig(**params))
     component, transform, _ = _SPECS[name]
     if name == "format_accuracy":
         if params.pop("r1", 0) != 0:

@@ -20,6 +20,11 @@ Families (what the question asks):
   order         which colour appears first (or last): shapes show one after another, each for an
                 equal share of the frames, so only the frames' order tells them apart
 
+Versions (``WorldConfig(version=...)``, ``tinyr1 world --version``): 2, the default, is the world
+every shipped policy was trained and measured on; 3 removes its single-frame shortcuts (a moving
+shape starts and ends on a grid cell, placed like the still shapes; an order clip's first and last
+frames are empty). 3 stays opt-in until a policy trained on it ships; 2's output is unchanged.
+
 Splits are disjoint twice over: sample seeds come from disjoint integer ranges per split, and a
 clip's content (every shape's path, the background; not the noise) is hashed into exactly one split,
 so the same video can never be drawn for two splits. Answer letters follow a seeded schedule that is
@@ -45,7 +50,12 @@ from tinyr1.format import LETTERS, format_completion
 #: 2: traces name shapes by colour unless the question asks for the kind; count lists colours in
 #: the order of COLORS; moving colour / shape no longer states the mover's path.
 WORLD_VERSION = 2
-
+#: The worlds a config can ask for (``WorldConfig(version=3)``). The default stays WORLD_VERSION
+#: (2) until a policy trained on 3 ships. 3 removes two single-frame shortcuts of 2: a moving shape
+#: starts (and ends) on a grid cell, placed like the still shapes, so in one frame nothing tells it
+#: from them (in 2 it straddled two cells in frame 0 of 87 of 125 clips, still shapes in 9); and an
+#: order clip is empty in its first and last frames, so neither end frame shows a colour.
+WORLD_VERSIONS = (2, 3)
 #: Saturated colours far apart in RGB and in chroma, so they survive yuv420p + H.264 at 64 px.
 COLORS: dict[str, tuple[int, int, int]] = {
     "red": (230, 40, 40),
@@ -87,8 +97,11 @@ class WorldConfig:
     speed: float = 0.7  #: share of the free frame width a moving shape crosses over the clip
     noise: float = 4.0  #: std of Gaussian pixel noise, in 0-255 units
     shape_size: tuple[float, float] = (0.22, 0.30)  #: shape side range, as a share of the frame
+    version: int = WORLD_VERSION  #: which world (WORLD_VERSIONS); 3 has no single-frame shortcuts
 
     def __post_init__(self) -> None:
+        if self.version not in WORLD_VERSIONS:
+            raise ValueError(f"version must be one of {', '.join(map(str, WORLD_VERSIONS))}, got {self.version!r}")
         if not (16 <= self.size <= 512 and self.size % 2 == 0):
             raise ValueError(f"size must be an even number of pixels from 16 to 512, got {self.size}")
         if not 1 <= self.fps <= 60:
@@ -109,7 +122,12 @@ class WorldConfig:
             raise ValueError(f"shapes would be under 4 px at size {self.size}: raise shape_size or size")
 
     def to_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "shape_size": list(self.shape_size)}
+        d = {**dataclasses.asdict(self), "shape_size": list(self.shape_size)}
+        # Version 2 is written as before the field existed, so its cached splits (keyed by this
+        # dict) and world.json files stay byte-identical.
+        if self.version == 2:
+            del d["version"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "WorldConfig":
@@ -389,10 +407,26 @@ def _still(rng: np.random.Generator, config: WorldConfig, kind: str, color: str,
 def _mover(rng: np.random.Generator, config: WorldConfig, kind: str, color: str, direction: str, band: int) -> Thing:
     """A shape crossing ``speed`` of the free frame along row/column ``band``, linearly in time."""
     s = _draw_size(rng, config)
+    if config.version >= 3:
+        return _mover_on_cells(rng, config, kind, color, direction, band, s)
     t, free = config.num_video_frames, config.size - s
     travel = max(2, int(round(config.speed * free)))
     start = int(rng.integers(0, free - travel + 1))
     a, b = (start, start + travel) if direction in ("right", "down") else (start + travel, start)
+    path = tuple(int(round(v)) for v in np.linspace(a, b, t))
+    across = (_cell_origin(rng, band, s, config.size),) * t
+    xs, ys = (path, across) if direction in ("left", "right") else (across, path)
+    return Thing(kind, color, s, xs, ys, (True,) * t)
+
+
+def _mover_on_cells(rng, config: WorldConfig, kind: str, color: str, direction: str, band: int, s: int) -> Thing:
+    """Version 3's mover: it starts and ends on grid cells, each placed exactly as a still shape is
+    (``_cell_origin``), one or two cells apart (``speed`` above 0.5 allows two), linearly between."""
+    t = config.num_video_frames
+    cells = 2 if config.speed > 0.5 and int(rng.integers(2)) else 1
+    first = int(rng.integers(0, 3 - cells))
+    a_cell, b_cell = (first, first + cells) if direction in ("right", "down") else (first + cells, first)
+    a, b = _cell_origin(rng, a_cell, s, config.size), _cell_origin(rng, b_cell, s, config.size)
     path = tuple(int(round(v)) for v in np.linspace(a, b, t))
     across = (_cell_origin(rng, band, s, config.size),) * t
     xs, ys = (path, across) if direction in ("left", "right") else (across, path)
@@ -543,7 +577,9 @@ def _scene_order(rng: np.random.Generator, config: WorldConfig) -> dict[str, Any
     query = ("first", "last")[int(rng.integers(2))]
     colors = _draw(rng, list(COLORS), k)
     kinds = [SHAPES[int(rng.integers(len(SHAPES)))] for _ in colors]
-    edges = [int(round(e)) for e in np.linspace(0, t, k + 1)]
+    # Version 3 leaves the first and last frames empty, so neither end frame names a colour.
+    lead = 1 if config.version >= 3 else 0
+    edges = [int(round(e)) for e in np.linspace(lead, t - lead, k + 1)]
     things = []
     for i, (col, kind) in enumerate(zip(colors, kinds)):
         cell = int(rng.integers(9))

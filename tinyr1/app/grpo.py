@@ -39,6 +39,23 @@ PRESET_KEYS = ["num_generations", "temperature", "max_new_tokens", "learning_rat
 D = grpo_defaults("paper")  # the handlers' defaults, as /train's API shows them
 
 
+def memory_line(policy: Any, prompts: Any, group_size: Any, max_new_tokens: Any, beta: Any) -> str:
+    """One Markdown line: `tinyr1 plan`'s predicted peak of a step with these settings (full
+    fine-tuning on this machine's device), and a warning when it exceeds the device's memory."""
+    from tinyr1.plan import device_memory_gb, plan
+
+    device, have = device_memory_gb()
+    try:
+        p = plan(str(policy), G=int(group_size), prompts=int(prompts), max_new_tokens=int(max_new_tokens),
+                 beta=float(beta), device=device)
+    except Exception as exc:  # noqa: BLE001 - a run folder or an odd value: no prediction, the tab stays up
+        return f"Predicted peak memory: not available for this policy ({str(exc).splitlines()[0][:120]})."
+    line = f"Predicted peak memory (`tinyr1 plan`, {device}): **{p['peak_gb']:.2f} GB**"
+    if have is not None and p["peak_gb"] > have:
+        return line + f" — ⚠ more than this machine's {have:.1f} GB: fewer questions per step, smaller G or fewer tokens."
+    return line + (f" of {have:.1f} GB." if have is not None else ".")
+
+
 class GRPOTab:
     """The GRPO tab's components and listeners; built inside a ``gr.Tab``. ``policy_dd`` and
     ``tabs`` are the Reason tab's picker and the app's tabs (Use in Reason selects both)."""
@@ -109,6 +126,9 @@ class GRPOTab:
                                         elem_id="grpo-iterations", **number)
             self.epsilon = gr.Number(value=D["epsilon"], minimum=0.01, step=0.05, label="Clip ε (if updates > 1)",
                                      elem_id="grpo-epsilon", **number)
+        self.memory_md = gr.Markdown(memory_line(self.runner.default_start_policy(), D["prompts_per_step"],
+                                                 D["num_generations"], D["max_new_tokens"], D["beta"]),
+                                     elem_id="grpo-memory")
         with gr.Row():
             self.loss_type = gr.Dropdown(["grpo", "dr_grpo", "dapo"], value=D["loss_type"], label="Loss", elem_id="grpo-loss", **number)
             self.reward = gr.Dropdown(reward_names(), value=D["reward"], label="Reward", elem_id="grpo-reward", **number)
@@ -201,6 +221,9 @@ class GRPOTab:
                          self.epsilon, self.loss_type, self.reward]
         self.preset.change(apply_preset, inputs=self.preset, outputs=preset_fields, **private)
         self.rescan.click(self.rescan_policies, inputs=self.start_policy, outputs=self.start_policy, **private)
+        sizes = [self.start_policy, self.prompts, self.group_size, self.max_new, self.beta]
+        for field in sizes:
+            field.change(memory_line, inputs=sizes, outputs=self.memory_md, **private)
 
     def show(self, update: TrainUpdate) -> dict[Any, Any]:
         """One update as component updates; components left out are unchanged."""

@@ -15,7 +15,7 @@ import sys
 
 # Listed here, in help order. A name whose module is absent is skipped, so that a trimmed copy of
 # the package (a Space without the training commands, say) still has a working CLI.
-COMMANDS = ("reason", "reward", "frames", "eval", "world", "train_tiny", "train", "convert", "policies")
+COMMANDS = ("reason", "reward", "frames", "eval", "world", "train_tiny", "train", "convert", "policies", "plan")
 
 
 class UserError(Exception):

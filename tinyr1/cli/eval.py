@@ -8,12 +8,18 @@
                                                   # what the clip shows (world clips)
     tinyr1 eval --audit                           # and score every statement of the traces against
                                                   # the clip's ground truth (tinyr1.tiny.audit)
+    tinyr1 eval --ablation reversed               # the same questions, the frames reversed (also:
+                                                  # empty, mismatched, first-frame; one per run)
 
 World splits are written once as mp4 clips + JSONL under $TINYR1_CACHE (default ~/.cache/tinyr1)
 and every question's frames are decoded from its file (tinyr1.evaluate). ``--limit N`` keeps the
 first N questions; ``--seed`` seeds sampling (and which completions ``--show`` picks). The table
 has one line per question family; ``--json`` prints accuracy, format_rate, mean_think_chars,
-mean_reward, n, per_family (the same five per family), settings, policy and timings.
+mean_reward, consistency, concluded, n, per_family (the same seven per family), settings,
+ablation, policy and timings. ``consistency`` is the share of answers that choose the option
+their own trace concludes (no conclusion counts as not consistent; ``concluded`` is the share
+that has one: tinyr1/conclusion.py). ``--ablation`` takes one ablation per run, so each report
+is one condition and reads like the plain one (tinyr1/evaluate.py, ``ablate``).
 """
 from __future__ import annotations
 
@@ -44,6 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     options.add_generation_options(p)
     options.add_allow_outside(p)
     p.add_argument("--batch-size", type=int, default=64, help="questions per generate call (default 64)")
+    p.add_argument("--ablation", choices=("empty", "mismatched", "reversed", "first-frame"), default=None,
+                   help="change the frames the policy sees: the background alone, another question's clip, "
+                   "reversed, or the first frame repeated (the truth stays the clip's)")
     p.add_argument("--show", type=int, default=0, metavar="K", help="also print K random completions")
     p.add_argument("--audit", action="store_true",
                    help="also check every statement of the traces against the clip's ground truth (world clips; tinyr1.tiny.audit)")
@@ -99,8 +108,10 @@ def run(args: argparse.Namespace) -> int:
         rows = world_rows(split, n, seed=args.world_seed, progress=None if not args.json else False)
         source = f"world {split} split (seed {args.world_seed}, first {n})"
         _check_answered(rows)
+    if args.ablation == "mismatched" and len(rows) < 2:
+        raise UserError("--ablation mismatched needs at least 2 questions (another clip to show)")
     report = evaluate(policy, rows, settings, batch_size=args.batch_size, progress=not args.json,
-                      keep_records=bool(args.save or args.show or args.audit))
+                      keep_records=bool(args.save or args.show or args.audit), ablation=args.ablation)
     report["data"] = source
     records = report.pop("records", None)
     if args.audit:
@@ -114,8 +125,9 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report))
     else:
         mode = "greedy" if settings.greedy else f"T={settings.temperature:g}, top-p {settings.top_p:g}, seed {settings.seed}"
+        ablated = f", frames ablated: {args.ablation}" if args.ablation else ""
         print(f"{policy.name} on {source}: {report['n']} questions, {mode}, "
-              f"{report['settings']['num_frames']} frames, {report['seconds']:.1f} s")
+              f"{report['settings']['num_frames']} frames{ablated}, {report['seconds']:.1f} s")
         print(format_table(report))
         if args.audit:
             from tinyr1.tiny.audit import format_audit

@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
 
     t = time.perf_counter()
     num_frames = settings.num_frames or policy.num_frames
-    frames = load_frames(args.video, num_frames)
+    frames = load_frames(args.video, num_frames, target_size=policy.image_size)
     timings["frames_s"] = time.perf_counter() - t
 
     stream_out = None if args.json else sys.stdout

@@ -2,6 +2,7 @@
 
     tinyr1 world --split test --n 500 --out data/world-test
     tinyr1 world --split train --n 4000 --out data/world-train --families direction count --distractors 1
+    tinyr1 world --split validation --n 500 --out data/world3-val --version 3   # no single-frame shortcuts
 
 Writes OUT/clips/<id>.mp4, OUT/data.jsonl (read it with ``tinyr1.data.load_dataset``) and
 OUT/world.json (the settings and counts), then prints the JSONL's path and the counts per family
@@ -17,7 +18,7 @@ from tinyr1.cli import UserError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from tinyr1.world import FAMILIES, SPLITS, WorldConfig
+    from tinyr1.world import FAMILIES, SPLITS, WORLD_VERSIONS, WorldConfig
 
     d = WorldConfig()
     p = subparsers.add_parser(
@@ -37,6 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--distractors", type=int, default=d.distractors, help=f"extra shapes per clip (default {d.distractors})")
     p.add_argument("--speed", type=float, default=d.speed, help=f"share of the frame a moving shape crosses (default {d.speed})")
     p.add_argument("--noise", type=float, default=d.noise, help=f"pixel noise std, 0-255 units (default {d.noise})")
+    p.add_argument("--version", type=int, choices=WORLD_VERSIONS, default=d.version,
+                   help=f"which world (default {d.version}; 3: a moving shape starts and ends on a grid cell like the "
+                   "still shapes, order clips are empty in their first and last frames)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.set_defaults(func=run)
 
@@ -50,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--seed must be >= 0, got {args.seed}")
     try:
         config = WorldConfig(size=args.size, fps=args.fps, num_video_frames=args.frames,
-                             distractors=args.distractors, speed=args.speed, noise=args.noise)
+                             distractors=args.distractors, speed=args.speed, noise=args.noise, version=args.version)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     start = time.perf_counter()

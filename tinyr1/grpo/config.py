@@ -17,6 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 LOSS_TYPES = ("grpo", "dr_grpo", "dapo")
+#: ``gradient_checkpointing=None`` turns checkpointing on from this many language-model parameters:
+#: real-size policies (0.5B and up) have activations of gigabytes per update and the recompute
+#: costs a fraction of a rollout, while the tiny CPU policies (under 10M) gain nothing but time.
+CHECKPOINTING_FROM_PARAMETERS = 100_000_000
 SCHEDULERS = ("cosine", "constant", "linear")
 
 
@@ -62,6 +66,7 @@ class GRPOConfig:
     weight_decay: float = _f(0.0, "AdamW weight decay (paper: 0)")
     adam_betas: tuple[float, float] = _f((0.9, 0.999), "AdamW betas (paper: the Trainer's 0.9, 0.999)")
     max_grad_norm: float = _f(1.0, "clip the gradient norm to this (paper: the Trainer's 1.0; 0 = off)")
+    gradient_checkpointing: bool | None = _f(None, "recompute the language model's layer activations in the backward instead of keeping them (less memory, ~1 more forward); None = on for policies whose language model has >= CHECKPOINTING_FROM_PARAMETERS (100M) parameters, off for the tiny ones")
     prompts_per_forward: int | None = _f(None, "prompts (each with its G completions) per forward/backward of the update; None = all of a process's prompts at once")
     # --- what trains ---
     freeze_vision: bool = _f(True, "keep the vision tower frozen (paper: frozen); the LM and connector train")
@@ -103,6 +108,12 @@ class GRPOConfig:
     @property
     def weights(self) -> tuple[float, ...]:
         return self.reward_weights if self.reward_weights is not None else (1.0,) * len(self.rewards)
+
+    def checkpointing_for(self, language_model_parameters: int) -> bool:
+        """Whether the update checkpoints activations for a language model of this size."""
+        if self.gradient_checkpointing is not None:
+            return bool(self.gradient_checkpointing)
+        return language_model_parameters >= CHECKPOINTING_FROM_PARAMETERS
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

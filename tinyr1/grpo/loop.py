@@ -44,7 +44,8 @@ from tinyr1.grpo.objective import aggregate_loss, build_scheduler, group_advanta
 
 #: Settings that may differ between a run and its resumption: bookkeeping, and ``steps`` (to
 #: extend a run; with a decaying schedule the remaining steps then follow the longer schedule).
-RESUMABLE_CHANGES = ("steps", "checkpoint_every", "keep_checkpoints", "eval_every")
+#: ``gradient_checkpointing`` changes memory and time, not the result (tests/test_lean_logprobs.py).
+RESUMABLE_CHANGES = ("steps", "checkpoint_every", "keep_checkpoints", "eval_every", "gradient_checkpointing")
 #: The run's append-only logs: a fresh run starts them empty, a resumed one cuts them back to the
 #: checkpoint's step (and drops a torn last line a crash left).
 LOGS = ("metrics.jsonl", "rollouts.jsonl")
@@ -265,6 +266,9 @@ class _Trainer:
         self.start_checksum = weights_checksum(policy.model)
         self.fingerprint = dataset_fingerprint(rows)
         self.trainable = setup_trainable(policy, config)
+        lm_parameters = sum(p.numel() for p in policy.backend.language_model(policy.core).parameters())
+        self.checkpointing = config.checkpointing_for(lm_parameters)
+        policy.backend.set_checkpointing(policy.core, self.checkpointing)
         # The reference is the starting policy: a frozen copy, or the LoRA base (adapter off).
         self.ref = None
         if config.beta > 0 and not config.lora_r:

@@ -30,7 +30,8 @@ does differently (docs/DESIGN.md, "The Qwen2.5-VL family"):
   ``generate`` (4 rows: text positions, then time/height/width), and rebuilt the same way for
   ``logprobs``, so the sampler's and the recomputed log-probs agree.
 - Each video is encoded once per prompt; its features are spliced into the prompt embeddings,
-  which are repeated G times for ``sample``.
+  which are repeated G times for ``sample``; the loss forward runs each prompt once with its G
+  completions packed after it (tinyr1.policy.backend.packed_inputs).
 - A completion ends at ``<|im_end|>`` (the chat turn's end) or ``<|endoftext|>``.
 - Quantization keeps the vision tower with its patch merger (``visual``) and the LM head in full
   precision (``QWEN_QUANT_SKIP_MODULES``). Parts for ``parameter_groups``: "vision_tower" (the
@@ -256,24 +257,15 @@ class QwenVLBackend(Backend):
         embeds, mask, positions = self._repeated_prompt(core, batch, group_size)
         return core, {"inputs_embeds": embeds, "attention_mask": mask, "position_ids": positions}
 
-    def completion_logits(self, core: nn.Module, prompts: PromptBatch, group_size: int,
-                          completion_ids: torch.Tensor, device: torch.device) -> torch.Tensor:
-        """One forward with gradients over [prompt; completion]; completion positions continue
-        from the prompt's last one by 1 per token on every row, as ``generate`` advances them."""
-        embeds, mask, positions = self._repeated_prompt(core, prompts, group_size)
-        t = completion_ids.shape[1]
-        tokens = core.get_input_embeddings()(completion_ids).to(embeds.dtype)
-        steps = torch.arange(1, t + 1, device=positions.device, dtype=positions.dtype)
-        full_positions = torch.cat([positions, positions[..., -1:] + steps], dim=-1)
-        full_mask = torch.cat([mask, torch.ones_like(completion_ids, dtype=mask.dtype)], dim=1)
-        out = core(
-            inputs_embeds=torch.cat([embeds, tokens], dim=1),
-            attention_mask=full_mask,
-            position_ids=full_positions,
-            use_cache=False,
-            logits_to_keep=t + 1,
-        )
-        return out.logits[:, :-1]
+    def prompt_inputs(self, core: nn.Module, prompts: PromptBatch,
+                      device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self._prompt_embeds(core, prompts)
+
+    def decoder(self, core: nn.Module) -> nn.Module:
+        return core.model.language_model
+
+    def lm_head(self, core: nn.Module) -> nn.Module:
+        return core.lm_head
 
     # -- saving -------------------------------------------------------------------------------
     def policy_metadata(self) -> dict[str, Any]:

@@ -18,7 +18,9 @@ for completion token t, ``log_softmax(z / T)[token]`` where ``z`` are the langua
 logits with the never-emit tokens (``Policy.suppressed_token_ids``) set to -inf, and ``T`` the
 sampling temperature (1 for greedy, temperature 0). Top-p truncation is NOT included (as in TRL):
 it is the distribution a policy-gradient loss differentiates, not the truncated one sampled from.
-Positions after the first end token get log-prob 0 and mask 0.
+Positions after the first end token get log-prob 0 and mask 0. ``Policy.logprobs`` never builds
+the [rows, T, vocab] logits: it takes the final hidden states of the completion positions and
+sends the masked-in ones through the LM head a chunk at a time (``chunked_logprobs``).
 """
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ from torch import nn
 
 from tinyr1.models.tinyllava.processing import left_pad
 from tinyr1.policy.backend import Backend, Item, PromptBatch
-from tinyr1.policy.spec import GenerationSettings, PolicyError, cpu_threads_for
+from tinyr1.policy.spec import LOGPROB_CHUNK_ELEMENTS, GenerationSettings, PolicyError, cpu_threads_for
 from tinyr1.policy.tinyllava import TinyLlavaBackend
 
 
@@ -172,6 +174,52 @@ def _torch_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def chunked_logprobs(
+    hidden: torch.Tensor,
+    head: nn.Module,
+    ids: torch.Tensor,
+    mask: torch.Tensor,
+    suppressed: Sequence[int],
+    temperature: float,
+    chunk_elements: int = LOGPROB_CHUNK_ELEMENTS,
+) -> torch.Tensor:
+    """Log-probs [rows, T] of ``ids`` under ``log_softmax(head(hidden) / temperature)`` with the
+    ``suppressed`` ids at -inf, without the [rows, T, vocab] wall: only positions where ``mask``
+    is 1 go through the head, a chunk of positions at a time (``chunk_elements`` float32 logits);
+    each chunk's log-prob is its logit at the token minus its logsumexp. With gradients, each
+    chunk runs under activation checkpointing, so the backward recomputes one chunk's logits at a
+    time instead of keeping every chunk's. 0 where the mask is 0."""
+    rows, t = ids.shape
+    keep = (mask > 0).reshape(-1).nonzero().squeeze(1)
+    flat_hidden = hidden.reshape(rows * t, -1).index_select(0, keep)
+    flat_ids = ids.reshape(-1).index_select(0, keep)
+    vocab = int(getattr(head, "out_features", 0) or head.weight.shape[0])
+    size = max(1, chunk_elements // vocab)
+    blocked = torch.tensor(sorted(set(suppressed)), dtype=torch.long, device=hidden.device)
+
+    def piece(h: torch.Tensor, tok: torch.Tensor) -> torch.Tensor:
+        logits = head(h).float()
+        if len(blocked):
+            logits = logits.index_fill(1, blocked, float("-inf"))
+        logits = logits / temperature
+        return logits.gather(1, tok[:, None]).squeeze(1) - torch.logsumexp(logits, dim=1)
+
+    grad = torch.is_grad_enabled() and (hidden.requires_grad or any(p.requires_grad for p in head.parameters()))
+    parts = []
+    for a in range(0, flat_ids.shape[0], size):
+        h, tok = flat_hidden[a : a + size], flat_ids[a : a + size]
+        if grad:
+            from torch.utils.checkpoint import checkpoint
+
+            parts.append(checkpoint(piece, h, tok, use_reentrant=False))
+        else:
+            parts.append(piece(h, tok))
+    values = torch.cat(parts) if parts else flat_hidden.new_zeros(0, dtype=torch.float32)
+    out = torch.zeros(rows * t, dtype=torch.float32, device=hidden.device)
+    # index_put, not a product: tokens after the end (pad, suppressed) would give -inf * 0
+    return out.index_put((keep,), values).reshape(rows, t)
 
 
 # --------------------------------------------------------------------------------------------
@@ -331,7 +379,8 @@ class Policy:
         return self.backend.generation_inputs(self.core, batch, group_size)
 
     def _completion_logits(self, prompts: PromptBatch, group_size: int, completion_ids: torch.Tensor) -> torch.Tensor:
-        """Raw logits [B*G, T, V] predicting each completion token, with gradients: the backend's."""
+        """Raw logits [B*G, T, V] predicting each completion token, with gradients: the backend's
+        whole-vocabulary reference (``logprobs`` goes through the head in chunks)."""
         return self.backend.completion_logits(self.core, prompts, group_size, completion_ids, self.device)
 
     def _language_model_parameters(self) -> Iterator[nn.Parameter]:
@@ -563,15 +612,9 @@ class Policy:
         device = self.device
         completion_ids = completion_ids.to(device)
         completion_mask = completion_mask.to(device)
-        logits = self._completion_logits(prompts, g, completion_ids).float()
-        suppressed = self.suppressed_token_ids
-        if suppressed:
-            logits = logits.index_fill(2, torch.tensor(suppressed, device=logits.device), float("-inf"))
-        lp = torch.log_softmax(logits / temperature, dim=-1).gather(2, completion_ids.unsqueeze(-1)).squeeze(-1)
-        # where, not a product: tokens after the end (pad, suppressed) have log-prob -inf
-        return torch.where(completion_mask > 0, lp, torch.zeros_like(lp))
-
-    # -- saving -------------------------------------------------------------------------------
+        hidden = self.backend.completion_hidden(self.core, prompts, g, completion_ids, device)
+        return chunked_logprobs(hidden, self.backend.lm_head(self.core), completion_ids, completion_mask,
+                                self.suppressed_token_ids, temperature)
 
     # -- saving -------------------------------------------------------------------------------
     def save(self, path: str | Path, *, metadata: dict | None = None) -> Path:
@@ -585,4 +628,4 @@ class Policy:
 
 
 
-__all__ = ["Policy", "PromptBatch", "SampleBatch"]
+__all__ = ["Policy", "PromptBatch", "SampleBatch", "chunked_logprobs"]

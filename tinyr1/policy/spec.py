@@ -80,6 +80,12 @@ def normalize_quantization(quantization: str | None) -> str | None:
 SINGLE_THREAD_BELOW = 50_000_000
 
 
+#: Completion positions x vocabulary entries of float32 logits ``Policy.logprobs`` holds at once
+#: (one chunk through the LM head: 2**24 floats = 64 MiB, about 110 positions of a 151,936-token
+#: vocabulary); tinyr1.plan counts the same chunk.
+LOGPROB_CHUNK_ELEMENTS = 1 << 24
+
+
 def cpu_threads_for(language_model_parameters: int) -> int | None:
     """The thread rule for CPU work on a model: 1 below ``SINGLE_THREAD_BELOW`` language-model
     parameters, else None (leave torch's setting)."""

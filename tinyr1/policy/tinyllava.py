@@ -120,41 +120,17 @@ class TinyLlavaBackend(Backend):
             mask = mask.repeat_interleave(group_size, dim=0)
         return core.language_model, {"inputs_embeds": embeds, "attention_mask": mask}
 
-    def completion_logits(self, core: nn.Module, prompts: PromptBatch, group_size: int,
-                          completion_ids: torch.Tensor, device: torch.device) -> torch.Tensor:
-        """The G completions of a prompt share it, so the prompt is run once per prompt, not G
-        times: a first pass over the B prompts keeps its key/value cache (in the autograd graph),
-        the cache is repeated G times, and a second pass runs the B*G completions on top of it. The
-        prompt (about 145 positions for the tiny policy, against a few dozen completion tokens)
-        would otherwise be most of the loss forward's and backward's work; the result equals the
-        single pass over [prompt; completion] (tests/test_policy_runtime.py checks logits and
-        gradients)."""
+    def prompt_inputs(self, core: nn.Module, prompts: PromptBatch,
+                      device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         embeds = core.embed_prompt(prompts.input_ids.to(device), prompts.pixel_values.to(device))
-        prompt_mask = prompts.attention_mask.to(device)
-        t = completion_ids.shape[1]
-        tokens = core.get_input_embeddings()(completion_ids).to(embeds.dtype)
-        mask = prompt_mask.repeat_interleave(group_size, dim=0) if group_size > 1 else prompt_mask
-        full_mask = torch.cat([mask, torch.ones_like(completion_ids, dtype=mask.dtype)], dim=1)
-        positions = positions_from_mask(full_mask)
-        if group_size == 1:
-            out = core.language_model(
-                inputs_embeds=torch.cat([embeds, tokens], dim=1), attention_mask=full_mask,
-                position_ids=positions, use_cache=False, logits_to_keep=t + 1,
-            )
-            return out.logits[:, :-1]  # position L-1+i predicts completion token i
-        length = embeds.shape[1]
-        head = core.language_model(
-            inputs_embeds=embeds, attention_mask=prompt_mask, position_ids=positions_from_mask(prompt_mask),
-            use_cache=True, logits_to_keep=1,
-        )
-        cache = head.cache
-        cache.batch_repeat_interleave(group_size)
-        tail = core.language_model(
-            inputs_embeds=tokens, attention_mask=full_mask, position_ids=positions[:, length:],
-            cache=cache, use_cache=True, logits_to_keep=t,
-        )
-        first = head.logits[:, -1:].repeat_interleave(group_size, dim=0)  # predicts completion token 0
-        return torch.cat([first, tail.logits[:, :-1]], dim=1)
+        mask = prompts.attention_mask.to(device)
+        return embeds, mask, positions_from_mask(mask)
+
+    def decoder(self, core: nn.Module) -> nn.Module:
+        return core.language_model.model
+
+    def lm_head(self, core: nn.Module) -> nn.Module:
+        return core.language_model.lm_head
 
 
 __all__ = ["TinyLlavaBackend"]
