@@ -24,7 +24,7 @@ The definition (multiple-choice questions; without options nothing can be conclu
    sentence naming an option (cut off, or another wording).
 
 An answer is **consistent** when the trace has a conclusion and the ``<answer>`` block chooses
-that option (``tinyr1.rewards.is_correct`` with the conclusion's letter as the truth). No
+that option (``tinyr1.answers.is_correct`` with the conclusion's letter as the truth). No
 conclusion counts as not consistent: a measure of faithfulness must not reward saying nothing.
 """
 from __future__ import annotations
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from tinyr1.format import ANSWER_CLOSE, ANSWER_OPEN, LETTERS, THINK_CLOSE, THINK_OPEN, find_block
-from tinyr1.rewards import is_correct, normalize_text
+from tinyr1.answers import is_correct, normalize_text
 
 _MARKER = re.compile(r"^(?:(?:so|therefore|thus|hence|the (?:final |correct )?answer is)\b|answer\s*:)", re.I)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")

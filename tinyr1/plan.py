@@ -153,6 +153,22 @@ def _layer_values_per_token(a: Arch, lora_r: int, w: int) -> float:
     return base
 
 
+def _checked_settings(quantization: str, device: str, lora_r: int, G: int, prompts: int,
+                      max_new_tokens: int) -> str:
+    """The quantization's name, after refusing settings no run could have (PolicyError)."""
+    q = (quantization or "none").lower()
+    if q not in PLAN_QUANTIZATIONS:
+        raise PolicyError(f"quantization must be one of {', '.join(PLAN_QUANTIZATIONS)}, got {quantization!r}")
+    if device not in ("cuda", "cpu"):
+        raise PolicyError(f"device must be cuda or cpu, got {device!r}")
+    if q in ("int8", "nf4") and not lora_r:
+        raise PolicyError("a quantized policy trains only through LoRA: give --lora-r (e.g. 16)")
+    for name, value in (("G", G), ("prompts", prompts), ("max_new_tokens", max_new_tokens), ("lora_r", lora_r + 1)):
+        if int(value) < 1:
+            raise PolicyError(f"{name} must be >= 1, got {value}")
+    return q
+
+
 def plan(
     policy: str,
     *,
@@ -169,17 +185,10 @@ def plan(
     prompt_tokens: int = PROMPT_TEXT_TOKENS,
     max_pixels: int | None = None,
 ) -> dict[str, Any]:
-    """The predicted peak (GB) and its parts for one GRPO step (see the module docstring)."""
-    q = (quantization or "none").lower()
-    if q not in PLAN_QUANTIZATIONS:
-        raise PolicyError(f"quantization must be one of {', '.join(PLAN_QUANTIZATIONS)}, got {quantization!r}")
-    if device not in ("cuda", "cpu"):
-        raise PolicyError(f"device must be cuda or cpu, got {device!r}")
-    if q in ("int8", "nf4") and not lora_r:
-        raise PolicyError("a quantized policy trains only through LoRA: give --lora-r (e.g. 16)")
-    for name, value in (("G", G), ("prompts", prompts), ("max_new_tokens", max_new_tokens), ("lora_r", lora_r + 1)):
-        if int(value) < 1:
-            raise PolicyError(f"{name} must be >= 1, got {value}")
+    """The predicted peak (GB) and its parts for one GRPO step (see the module docstring). One
+    function on purpose: every term reads the same handful of shapes, and the formulas read best
+    side by side."""
+    q = _checked_settings(quantization, device, lora_r, G, prompts, max_new_tokens)
     w = {"fp32": 4, "bf16": 2}.get(q, 2 if device == "cuda" else 4)  # compute dtype bytes
     a, extra = architecture(policy, compute_bytes=w)
     frames = int(frames or getattr(a.config, "num_frames", 0) or 16)

@@ -1,9 +1,9 @@
-"""Loading and saving policy directories, for every model family.
+"""Loading policy directories, for every model family (saving: tinyr1/policy/save.py).
 
     from tinyr1.policy import load_policy, policy_from_model
     policy = load_policy("assets/policies/tiny-grpo")              # a directory, registry id or hub id
     policy = load_policy("Zhang199/TinyLLaVA-Video-R1", quantization="nf4", device="cuda")
-    policy.save("runs/x/policy")                                   # save_policy, atomically
+    policy.save("runs/x/policy")                                   # tinyr1.policy.save, atomically
 
 ``load_policy`` reads a checkpoint's config.json ``model_type`` once and dispatches: tinyr1's
 TinyLLaVA-Video layout ("tinyllava_video"), an official TinyLLaVA-Video checkpoint ("tinyllava",
@@ -22,18 +22,15 @@ if you build one yourself.
 """
 from __future__ import annotations
 
-import contextlib
-import copy
 import json
 import logging
 import os
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import nn
 
-from tinyr1.files import atomic_dir
 from tinyr1.models.qwen2_5_vl import DEFAULT_SYSTEM, VideoProcessing
 from tinyr1.models.tinyllava import TinyLlavaVideoForConditionalGeneration
 from tinyr1.policy.qwen2_5_vl import (
@@ -44,6 +41,7 @@ from tinyr1.policy.qwen2_5_vl import (
     qwen_policy_from_model,
 )
 from tinyr1.policy.runtime import Policy
+from tinyr1.policy.save import quiet_loading, save_policy
 from tinyr1.policy.spec import (
     POLICY_META,
     QUANT_SKIP_MODULES,
@@ -139,51 +137,6 @@ def disable_cpu_weight_repacking(model: nn.Module) -> int:
             module.support_avx512bf16_for_cpu = False
             n += 1
     return n
-
-
-@contextlib.contextmanager
-def quiet_loading() -> Iterator[None]:
-    """No per-shard progress bars while loading (they clutter the CLI and the app's logs)."""
-    from transformers.utils import logging as hf_logging
-
-    was = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was:
-            hf_logging.enable_progress_bar()
-
-
-# --------------------------------------------------------------------------------------------
-# Saving
-# --------------------------------------------------------------------------------------------
-def save_policy(policy: Policy, path: str | Path, *, metadata: dict | None = None) -> Path:
-    """Write a policy directory atomically (tinyr1.files.atomic_dir): the weights and
-    config, the tokenizer, the backend's extra files and policy.json. A peft-wrapped model is
-    saved with its adapters merged (into a copy); quantized models cannot be saved."""
-    if policy.quantization:
-        raise PolicyError(f"cannot save a {policy.quantization}-quantized policy: load it unquantized to save")
-    path = Path(path)
-    model = policy.model
-    backend = policy.backend
-    if not isinstance(model, backend.model_class()):
-        merge = getattr(model, "merge_and_unload", None)
-        if merge is None:
-            raise PolicyError(f"cannot save a {type(model).__name__}")
-        model = copy.deepcopy(model).merge_and_unload()
-    meta = {**policy.metadata, **backend.policy_metadata(), **(metadata or {})}
-    meta.setdefault("name", path.name)
-    with atomic_dir(path) as tmp:
-        with quiet_loading():
-            model.save_pretrained(tmp)
-        policy.tokenizer.save_pretrained(tmp)
-        for name, text in backend.extra_files().items():
-            (tmp / name).write_text(text)
-        (tmp / POLICY_META).write_text(json.dumps(meta, indent=2, sort_keys=True, default=str) + "\n")
-        for f in tmp.iterdir():  # safetensors writes 0600; a shipped policy should be readable
-            f.chmod(0o644)
-    return path
 
 
 # --------------------------------------------------------------------------------------------

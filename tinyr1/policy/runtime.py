@@ -38,6 +38,7 @@ from torch import nn
 
 from tinyr1.models.tinyllava.processing import left_pad
 from tinyr1.policy.backend import Backend, Item, PromptBatch
+from tinyr1.policy.save import save_policy
 from tinyr1.policy.spec import LOGPROB_CHUNK_ELEMENTS, GenerationSettings, PolicyError, cpu_threads_for
 from tinyr1.policy.tinyllava import TinyLlavaBackend
 
@@ -618,12 +619,8 @@ class Policy:
 
     # -- saving -------------------------------------------------------------------------------
     def save(self, path: str | Path, *, metadata: dict | None = None) -> Path:
-        """Write a policy directory atomically (tinyr1.policy.load.save_policy: a temporary
-        sibling, then a rename). A peft-wrapped model is saved with its adapters merged (into a
-        copy); quantized models cannot be saved."""
-        # Imported here: load.py builds Policy objects, so it imports this module first.
-        from tinyr1.policy.load import save_policy
-
+        """Write a policy directory atomically (tinyr1.policy.save.save_policy). A peft-wrapped
+        model is saved with its adapters merged (into a copy); quantized models cannot be saved."""
         return save_policy(self, path, metadata=metadata)
 
 
