@@ -76,7 +76,7 @@ def test_stop_ends_a_long_generation_in_a_stopped_state_and_the_next_run_clears_
     page.locator("#reason-video input[type=file]").set_input_files(str(CLIP))
     expect(page.locator("#reason-video video")).to_have_count(1)
     page.get_by_text("Generation settings").click()
-    _set(page, "reason-num-frames", 16)
+    _set(page, "reason-frames-n", 16)
     _set(page, "reason-temperature", 1.5)
     _set(page, "reason-max-new", 896)
     status, table = page.locator("#reason-status"), page.locator("#reason-table")

@@ -534,7 +534,7 @@ def test_policies_not_here_are_listed_with_size_memory_and_what_to_do(tmp_path, 
         assert "not here" in rows[e.id] and e.how_to_get.split("`")[0] in rows[e.id]  # ...but said what to do
     for e in missing[1:]:  # the big ones: parameters and the weights in each quantization
         assert f"{e.memory_gb['nf4']:.2f} GB nf4" in rows[e.id] and f"{e.params / 1e9:.2f}B" in rows[e.id]
-        assert f"huggingface-cli download {e.id}" in rows[e.id]
+        assert f"hf download {e.id}" in rows[e.id]
     assert "on this machine" in rows["tiny-coldstart"]
     assert not offline
 
@@ -542,7 +542,7 @@ def test_policies_not_here_are_listed_with_size_memory_and_what_to_do(tmp_path, 
 def test_asking_for_a_policy_not_here_says_how_to_get_it(tmp_path, offline):
     wb = Workbench(_root_with_coldstart(tmp_path), frame_loader=lambda *a, **k: pytest.fail("nothing to decode"))
     steps = list(wb.reason("clip.mp4", "q", policy="video-r1-7b"))  # an alias of Video-R1/Video-R1-7B
-    assert "Video-R1-7B" in steps[-1].error and "huggingface-cli download Video-R1/Video-R1-7B" in steps[-1].error
+    assert "Video-R1-7B" in steps[-1].error and "hf download Video-R1/Video-R1-7B" in steps[-1].error
     assert not offline
 
 

@@ -1,6 +1,8 @@
 """The tinyr1 Gradio app: Reason, Reward lab and GRPO tabs. The only package that imports gradio.
 
-    python app.py                              # http://127.0.0.1:7860 on the embedded tiny policy
+    python app.py                              # http://127.0.0.1:7860: TinyLLaVA-Video-R1 nf4 on a CUDA GPU,
+                                               # else the embedded tiny policy
+    TINYR1_POLICY=tiny-grpo python app.py      # open on another policy (TINYR1_QUANTIZATION too)
     TINYR1_QUEUE_SIZE=32 python app.py         # let more requests wait for the model
 
     from tinyr1.app import build_app, launch_kwargs
@@ -43,15 +45,16 @@ from tinyr1.app.grpo import TRAIN_QUEUE, GRPOTab  # noqa: E402
 from tinyr1.app.reason import ReasonTab, Workbench  # noqa: E402
 from tinyr1.app.reward_lab import build_reward_lab  # noqa: E402
 from tinyr1.app.settings import CSS, MAX_FILE_SIZE, QUEUE_SIZE, THEME, UPLOAD_MAX_AGE_S, UPLOAD_SWEEP_S  # noqa: E402
+from tinyr1.app.settings import cuda_available, on_zero_gpu  # noqa: E402
 
-__all__ = ["Workbench", "build_app", "build_demo", "launch_kwargs"]
+__all__ = ["Workbench", "build_app", "build_demo", "launch_kwargs", "opening_policy"]
 
 
 def build_app(root: str | Path, *, workbench: Workbench | None = None) -> gr.Blocks:
     """The app's Blocks (queue set up). ``workbench`` lets tests give their own loaders."""
     bench = workbench or Workbench(root)
-    choices = bench.policy_choices()  # the first use lists the registry (see PolicyCatalog.registry_entries)
-    default_policy = next((key for _, key in choices), None)
+    bench.policy_choices()  # the first use lists the registry (see PolicyCatalog.registry_entries)
+    default_policy, quantization = opening_policy(bench)
     # delete_cache: gradio's copies of uploads and outputs go after UPLOAD_MAX_AGE_S (examples stay).
     with gr.Blocks(title="tinyr1 — small video reasoning models",
                    delete_cache=(UPLOAD_SWEEP_S, UPLOAD_MAX_AGE_S)) as demo:
@@ -63,7 +66,7 @@ def build_app(root: str | Path, *, workbench: Workbench | None = None) -> gr.Blo
         )
         with gr.Tabs() as tabs:
             with gr.Tab("Reason", id="reason"):
-                reason = ReasonTab(bench, default_policy)
+                reason = ReasonTab(bench, default_policy, quantization)
             with gr.Tab("Reward lab", id="reward"):
                 build_reward_lab()
             with gr.Tab("GRPO", id="grpo"):
@@ -73,6 +76,21 @@ def build_app(root: str | Path, *, workbench: Workbench | None = None) -> gr.Blo
                   concurrency_limit=None)
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=1)
     return demo
+
+
+def opening_policy(bench: Workbench) -> tuple[str | None, str | None]:
+    """The policy (and quantization) the app opens on (``PolicyCatalog.serving_default``: the
+    quantized TinyLLaVA-Video-R1 where a CUDA device is, else the embedded tiny policy). On
+    ZeroGPU it is loaded here, once, at start-up: ZeroGPU's documented pattern (weights placed at
+    start-up, only the work inside ``spaces.GPU`` calls), so no click reloads 3.6B parameters."""
+    policy, quantization, why = bench.serving_default(cuda_available())
+    print(f"[tinyr1.app] opening on {policy} ({quantization or 'full precision'}): {why}")
+    if policy is not None and on_zero_gpu():
+        try:
+            bench.load_policy(policy, quantization)
+        except Exception as exc:  # the app still starts: a Reason click then says what is wrong
+            print(f"[tinyr1.app] could not load {policy} at start-up: {exc}")
+    return policy, quantization
 
 
 #: The name app.py, the tests and bench/bench_load.py have used; the same function.

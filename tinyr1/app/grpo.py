@@ -100,8 +100,8 @@ class GRPOTab:
                 label="Dataset: a .jsonl (video, question, options, answer per line) or a .zip with it and its videos",
                 file_types=[".jsonl", ".zip"], elem_id="grpo-jsonl", height=110,
             )
-            self.videos = gr.File(label="Its videos (rows find them by file name)", file_count="multiple",
-                                  file_types=["video"], elem_id="grpo-videos", height=110)
+            self.videos = gr.File(label="Its videos (rows find them by file name), or a .zip of them",
+                                  file_count="multiple", file_types=["video", ".zip"], elem_id="grpo-videos", height=110)
 
     def _recipe(self) -> None:
         with gr.Row():
@@ -212,6 +212,10 @@ class GRPOTab:
             outputs=outputs, api_name="train", **queue)
         self.resume.click(self.resume_run, inputs=[self.run_dd, self.steps], outputs=outputs, api_name="resume", **queue)
         self.stop.click(self.stop_run, outputs=self.status, api_name="stop_training", queue=False)
+        # The picker lists where each run stands now whenever it is opened (runs move on, stop,
+        # finish, or are started by another visitor after this page was built).
+        self.run_dd.focus(self.refresh_runs, inputs=self.run_dd, outputs=self.run_dd, queue=False,
+                          api_visibility="private")
         self.use.click(self.use_in_reason, inputs=self.run_dd, outputs=[self.policy_dd, self.use_msg, self.tabs],
                        api_name="use_in_reason", queue=False)
         private = dict(api_visibility="private", queue=False)
@@ -285,6 +289,10 @@ class GRPOTab:
             data_source=data_source, world_n=int(world_n or 0), jsonl=dataset, videos=videos, policy=policy,
             preset_name=preset, eval_before=eval_before, eval_n=int(eval_n or 0), session=session,
             should_stop=should_stop, **fields))
+
+    def refresh_runs(self, current: str | None = None) -> Any:
+        """The run picker's choices as the runs stand now, keeping the current run."""
+        return gr.update(choices=run_choices(self.bench.root), value=current)
 
     def resume_run(self, run: str | None = None, steps: float | None = None) -> Iterator[dict[Any, Any]]:
         """Continue a run (default: the newest) from its last checkpoint with a freshly loaded

@@ -25,7 +25,7 @@ from tinyr1 import runs
 from tinyr1.app.guard import LimitError, check_disk, check_grpo, relative_paths, remove_uploads, safe_block
 from tinyr1.app.reason import Workbench
 from tinyr1.app.settings import MIN_FREE_DISK_MB, RUNS_MAX_AGE_HOURS, RUNS_MAX_COUNT, UPLOAD_ROOT
-from tinyr1.app.tables import empty_group, eval_table, group_table, group_title, plot_frames, step_values
+from tinyr1.app.tables import accuracy_change, empty_group, eval_table, group_table, group_title, plot_frames, step_values
 from tinyr1.app.uploads import HELDOUT_MIN_ROWS, HELDOUT_SHARE, prepare_upload, split_heldout
 from tinyr1.limits import GRPO_MINUTES, WORLD_QUESTIONS
 from tinyr1.runs import RUN_FILE, list_runs, newest_step, run_dir_of, run_label
@@ -178,7 +178,7 @@ class _RunView:
             before, after = self.evals.get("eval_before"), self.evals.get("eval_after")
             verdict = ""
             if after:
-                verdict = f" Held-out accuracy {after['accuracy']:.1%}" + (f" (was {before['accuracy']:.1%})." if before else ".")
+                verdict = f" Held-out accuracy {accuracy_change(after, before)}."
             d = event.diagnosis
             if d is not None:
                 return self.update(

@@ -50,39 +50,68 @@ from tinyr1.rewards import RewardConfig, score
 # ------------------------------------------------------------------------------------ examples
 
 
-def find_examples(root: str | Path, per_file: int = 8, limit: int = 16) -> list[list[str]]:
-    """Example rows ``[video, question, A, B, C, D, answer]`` from ``assets/examples/``.
+#: The shipped examples' manifest under ``assets/examples/`` (a JSONL dataset with a ``label``
+#: and a ``kind`` per row: "world" or "real"), made and checked by bench/make_examples.py.
+EXAMPLES_MANIFEST = "examples.jsonl"
 
-    A JSONL there (the synthetic world's rows, or real clips with their questions) gives full rows
-    through ``tinyr1.data.load_dataset`` (the first ``per_file`` with at most four options); a
-    video not named by any JSONL gets the generic question and no options.
-    """
+
+@dataclass(frozen=True)
+class Example:
+    """One row of the Examples table: ``row`` is ``[video, question, A, B, C, D, answer]``;
+    ``label`` is what the table shows (which kind of clip it is)."""
+
+    row: list[str]
+    label: str
+    kind: str  # "world" (synthetic, the policy's own kind of clip), "real", or "clip" (no question)
+
+
+def load_examples(root: str | Path, per_file: int = 8, limit: int = 16) -> list[Example]:
+    """The Examples table of an app root: ``assets/examples/examples.jsonl`` in its order when
+    there is one; otherwise every JSONL under ``assets/examples/`` (a world split's rows: the first
+    ``per_file`` with at most four options), then the videos no JSONL names, with the generic
+    question and no options. A file that cannot be read is skipped with a message in the log."""
     folder = Path(root) / "assets" / "examples"
     if not folder.is_dir():
         return []
-    rows: list[list[str]] = []
+    manifest = folder / EXAMPLES_MANIFEST
+    jsonls = [manifest] if manifest.is_file() else sorted(folder.rglob("*.jsonl"))
+    out: list[Example] = []
     named: set[str] = set()
-    for jsonl in sorted(folder.rglob("*.jsonl")):
-        try:
-            from tinyr1.data import load_dataset
+    for jsonl in jsonls:
+        for item in _dataset_rows(jsonl, per_file if jsonl != manifest else limit):
+            options = [str(o) for o in (item.options or [])] + [""] * (len(OPTION_LETTERS) - len(item.options or []))
+            video = str(Path(item.video).resolve())
+            kind = str(item.extra.get("kind") or ("world" if item.family else "real"))
+            label = str(item.extra.get("label") or (f"world clip · {item.family.replace('_', ' ')}" if item.family
+                                                      else f"real clip · {Path(video).name}"))
+            out.append(Example([video, item.question, *options, item.answer or ""], label, kind))
+            named.add(video)
+    if not manifest.is_file():
+        for video in sorted(p for ext in ("mp4", "webm", "mov", "avi", "mkv") for p in folder.rglob(f"*.{ext}")):
+            if str(video.resolve()) not in named:
+                row = [str(video.resolve()), DEFAULT_QUESTION, "", "", "", "", ""]
+                out.append(Example(row, f"clip, no question · {video.name}", "clip"))
+    return out[:limit]
 
-            items = load_dataset(jsonl)
-        except Exception as exc:  # an example file must never stop the app from starting
-            print(f"[tinyr1.app] skipping examples in {jsonl}: {exc}")
-            continue
-        taken = 0
-        for item in items:
-            if taken >= per_file or not Path(item.video).is_file() or len(item.options or []) > len(OPTION_LETTERS):
-                continue
-            taken += 1
-            options = [str(o) for o in (item.options or [])][: len(OPTION_LETTERS)]
-            options += [""] * (len(OPTION_LETTERS) - len(options))
-            rows.append([str(Path(item.video).resolve()), item.question, *options, item.answer or ""])
-            named.add(str(Path(item.video).resolve()))
-    for video in sorted(p for ext in ("mp4", "webm", "mov", "avi", "mkv") for p in folder.rglob(f"*.{ext}")):
-        if str(video.resolve()) not in named:
-            rows.append([str(video.resolve()), DEFAULT_QUESTION, "", "", "", "", ""])
-    return rows[:limit]
+
+def _dataset_rows(jsonl: Path, limit: int) -> list[Any]:
+    """Up to ``limit`` rows of an example JSONL whose video exists and which has at most four
+    options; [] (with a message in the log) when the file cannot be read: an example file must
+    never stop the app from starting."""
+    from tinyr1.data import load_dataset
+
+    try:
+        items = load_dataset(jsonl)
+    except Exception as exc:
+        print(f"[tinyr1.app] skipping examples in {jsonl}: {exc}")
+        return []
+    fit = [i for i in items if Path(i.video).is_file() and len(i.options or []) <= len(OPTION_LETTERS)]
+    return fit[:limit]
+
+
+def find_examples(root: str | Path, per_file: int = 8, limit: int = 16) -> list[list[str]]:
+    """The Examples table's rows ``[video, question, A, B, C, D, answer]`` (``load_examples``)."""
+    return [e.row for e in load_examples(root, per_file, limit)]
 
 
 # ------------------------------------------------------------------------------- input helpers
@@ -101,6 +130,18 @@ def collect_options(*boxes: str | None) -> list[str] | None:
     if last == 0:
         raise ValueError("one option is not a choice: give at least A and B, or leave the options empty")
     return texts[: last + 1]
+
+
+def check_truth(answer: str | None, options: Sequence[str] | None) -> None:
+    """ValueError when the correct answer is a letter no option has ("E" with options A-D): the
+    accuracy reward would then call every answer wrong. Option text and free text pass."""
+    truth = (answer or "").strip()
+    if not options or len(truth) != 1 or not truth.isalpha():
+        return
+    letters = LETTERS[: len(options)]
+    if truth.upper() not in letters and truth.lower() not in (o.strip().lower() for o in options):
+        raise ValueError(f"the correct answer {truth!r} is not one of the options {letters[0]}–{letters[-1]}: "
+                         "give the letter of a filled option, or its text")
 
 
 # ------------------------------------------------------------------------------------- frames
@@ -169,6 +210,10 @@ class Workbench(PolicyCatalog):
         self._frame_loader = frame_loader
         self._loaded: tuple[tuple[str, str | None], Any] | None = None
         self._lock = threading.Lock()  # the GRPO tab and Reason may both ask for a policy
+        # Only generation runs inside a ZeroGPU call: loading stays in the main process, where it
+        # happens once (at start-up for the default policy, tinyr1.app.build_app). Its arguments
+        # are plain data (ZeroGPU pickles them to its worker); the policy comes from the cache.
+        self.generate = zero_gpu(self._generate)
         #: Bytes uploaded per browser session (Reason's videos and the GRPO tab's datasets).
         self.uploads = UploadLedger()
 
@@ -263,14 +308,18 @@ class Workbench(PolicyCatalog):
         options = list(options) if options else None
         try:  # before any model work: a 1 MB question is refused here, in microseconds
             check_reason(question or "", options, num_frames=int(num_frames or 0), max_new_tokens=int(max_new_tokens))
+            check_truth(answer, options)
         except LimitError as exc:
             yield _fail(str(exc), self.root)
+            return
+        except ValueError as exc:
+            yield _fail(str(exc)[0].upper() + str(exc)[1:] + ".", self.root)
             return
         prepared: dict[str, Any] = {}
         yield from self._prepare(video, question, policy, num_frames, quantization, prepared)
         if not prepared:
             return
-        model, clip, n, result = prepared["model"], prepared["clip"], prepared["n"], prepared["result"]
+        clip, n, result = prepared["clip"], prepared["n"], prepared["result"]
         if stopped():  # Stop while the policy or the frames were loading
             yield self._step("", answer, options, config, result, started, done=True, stopped=True)
             return
@@ -286,7 +335,7 @@ class Workbench(PolicyCatalog):
             yield _fail(f"Bad generation settings: {exc}", self.root)
             return
         text, last, interrupted = "", 0.0, False
-        stream = model.stream(clip.frames, question, options, settings)
+        stream = self.generate(prepared["policy"], quantization, clip.frames, question, options, settings)
         closed_from_outside = True  # until the loop below ends by itself
         try:
             for text in stream:
@@ -311,6 +360,17 @@ class Workbench(PolicyCatalog):
         finally:
             _close_stream(stream, in_thread=closed_from_outside)
         yield self._step(text, answer, options, config, result, started, done=True, stopped=interrupted)
+
+    def _generate(self, policy: str, quantization: str | None, frames: Any, question: str,
+                  options: list[str] | None, settings: Any) -> Iterator[str]:
+        """The policy's text so far, streamed (the part of Reason that needs the accelerator)."""
+        stream = self.load_policy(policy, quantization).stream(frames, question, options, settings)
+        try:
+            yield from stream
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()  # on Stop: ends the policy's generation thread too
 
     def _prepare(self, video: str | None, question: str, policy: str | None, num_frames: int, quantization: str,
                  out: dict[str, Any]) -> Iterator[ReasonStep]:
@@ -345,6 +405,8 @@ class Workbench(PolicyCatalog):
             yield _fail(f"{str(exc).rstrip('.')}. Upload a video file (mp4, webm, mov…) that plays in a video player.", self.root)
             return
         frames = frame_gallery(clip.frames, clip.timestamps)
+        head, sep, tail = banner.partition("\n\n")  # in the policy's line, before any how-to paragraph
+        banner = f"{head} · **{len(frames)} frames this run**{sep}{tail}"  # the policy's own count may differ
         meta = getattr(clip, "meta", None)
         clip_info = f"{len(frames)} frames of a {getattr(meta, 'duration', 0) or 0:.1f} s clip" if meta else f"{len(frames)} frames"
         result: dict[str, Any] = {
@@ -354,7 +416,7 @@ class Workbench(PolicyCatalog):
             "error": None,
         }
         yield ReasonStep(status=f"Generating with **{policy}** on {clip_info}…", frames=frames, banner=banner, result=dict(result))
-        out.update(model=model, clip=clip, n=n, result=result)
+        out.update(model=model, clip=clip, n=n, result=result, policy=policy)
 
     @staticmethod
     def _step(
@@ -425,21 +487,26 @@ class ReasonTab:
     """The Reason tab's components and listeners; built inside a ``gr.Tab``. Its handlers are
     its methods (``reason`` is ``/reason``)."""
 
-    def __init__(self, bench: Workbench, default_policy: str | None) -> None:
+    def __init__(self, bench: Workbench, default_policy: str | None, quantization: str | None = None) -> None:
         self.bench = bench
         self.default_policy = default_policy
         self._stops: dict[str, threading.Event] = {}  # browser session -> its Reason run's stop event
+        self.default_quantization = quantization or "none"
+        # the opening policy's recommended settings (a registry policy's), as a later pick would set
+        self.defaults = bench.recommended_settings(default_policy) or {}
         self.banner = gr.Markdown(bench.banner(default_policy), elem_id="tinyr1-banner", label="Policy banner")
         with gr.Row():
             with gr.Column(scale=5):
                 self._inputs(bench.policy_choices())
             with gr.Column(scale=7):
                 self._outputs()
-        examples = find_examples(bench.root)
+        examples = load_examples(bench.root)
         if examples:
+            # Labels say which clips are the policy's own kind (synthetic world) and which are real.
             gr.Examples(
-                examples=examples, inputs=[self.video, self.question, *self.opt_boxes, self.answer_truth],
-                label="Examples (synthetic-world clips and real clips)", examples_per_page=6,
+                examples=[e.row for e in examples], inputs=[self.video, self.question, *self.opt_boxes, self.answer_truth],
+                example_labels=[e.label for e in examples], label="Examples: world clips are what the tiny policy knows; the real clip is not",
+                examples_per_page=8, elem_id="reason-examples",
             )
         self._wire()
 
@@ -467,14 +534,17 @@ class ReasonTab:
         with gr.Accordion("Policies: size, memory, how to get the missing ones", open=False):
             self.policy_md = gr.Markdown(self.bench.policy_info(), elem_id="reason-policy-info")
         with gr.Accordion("Generation settings", open=False):
-            self.frames = gr.Slider(0, 32, value=0, step=1, label="Frames sampled (0 = the policy's own)",
-                                    elem_id="reason-num-frames")
-            self.temperature = gr.Slider(0, 2, value=0.0, step=0.05, label="Temperature (0 = greedy)",
+            d = self.defaults
+            self.frames = gr.Slider(0, 32, value=d.get("frames", 0), step=1, label="Frames sampled (0 = the policy's own)",
+                                    elem_id="reason-frames-n")
+            self.temperature = gr.Slider(0, 2, value=d.get("temperature", 0.0), step=0.05, label="Temperature (0 = greedy)",
                                          elem_id="reason-temperature")
-            self.top_p = gr.Slider(0.05, 1, value=1.0, step=0.05, label="Top-p", elem_id="reason-top-p")
-            self.max_new = gr.Slider(16, 1024, value=256, step=16, label="Max new tokens", elem_id="reason-max-new")
-            self.seed = gr.Number(value=0, precision=0, label="Seed")
-            self.quant = gr.Radio(list(QUANTIZATIONS), value="none", label="Quantization (nf4/int8 need bitsandbytes)")
+            self.top_p = gr.Slider(0.05, 1, value=d.get("top_p", 1.0), step=0.05, label="Top-p", elem_id="reason-top-p")
+            self.max_new = gr.Slider(16, 1024, value=d.get("max_new_tokens", 256), step=16, label="Max new tokens",
+                                     elem_id="reason-max-new")
+            self.seed = gr.Number(value=d.get("seed", 0), precision=0, label="Seed")
+            self.quant = gr.Radio(list(QUANTIZATIONS), value=self.default_quantization,
+                                  label="Quantization (nf4/int8 need bitsandbytes and a CUDA GPU)", elem_id="reason-quant")
         with gr.Row():
             self.run = gr.Button("Reason", variant="primary", elem_id="reason-run")
             self.stop = gr.Button("Stop", variant="stop", elem_id="reason-stop")
@@ -483,7 +553,7 @@ class ReasonTab:
         self.status = gr.Markdown("Upload a clip (or pick an example), then press **Reason**.", elem_id="reason-status",
                                   label="Status")
         self.gallery = gr.Gallery(
-            label="Frames the policy sees (number · time in the video)", columns=8, height=180,
+            label="Frames the policy sees (number · time in the video)", columns=8, height=240,
             object_fit="contain", elem_id="reason-frames", preview=False,
         )
         self.think = gr.Textbox(label="Think", lines=6, max_lines=14, autoscroll=True, elem_id="reason-think")
@@ -508,7 +578,7 @@ class ReasonTab:
         # Arm first (at once, outside the queue), so that a Stop pressed while the run still waits
         # for the model stops it too; then the run itself, which Stop ends with a stopped state.
         self.run.click(self.arm, api_visibility="private", queue=False).then(
-            zero_gpu(self.reason), inputs=inputs, outputs=outputs, api_name="reason",
+            self.reason, inputs=inputs, outputs=outputs, api_name="reason",
             concurrency_id=MODEL_QUEUE, concurrency_limit=1)
         self.stop.click(self.request_stop, api_visibility="private", queue=False)
         self.policy_dd.change(
@@ -566,7 +636,7 @@ class ReasonTab:
             for step in self.bench.reason(
                 video, question, options, answer, policy or self.default_policy,
                 num_frames=int(frames), temperature=temperature, top_p=top_p,
-                max_new_tokens=int(max_new_tokens), seed=int(seed), quantization=quantization,
+                max_new_tokens=int(max_new_tokens), seed=int(seed), quantization=quantization or self.default_quantization,
                 should_stop=stop.is_set,
             ):
                 update = self._show(step, thumbs)
