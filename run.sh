@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tinyr1's one entry point: sets up its own virtual environment, then runs a job.
 #
-#   ./run.sh app          set up, then launch the app on the embedded tiny policy
+#   ./run.sh app          set up, then launch the app (TinyLLaVA-Video-R1 nf4 on a CUDA GPU, else the
+#                         embedded tiny policy; never forced offline)
 #   ./run.sh test         set up, then run the whole test suite (what CI runs, via .ci/run)
 #   ./run.sh setup        set up only
 #   ./run.sh tinyr1 ...   set up, then run any CLI command (e.g. ./run.sh tinyr1 reward --help)
@@ -44,12 +45,14 @@ browser() {
   fi
 }
 
-export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False TOKENIZERS_PARALLELISM=false
+# The tests never touch the network (offline mode is set for them only); the app and the CLI may
+# download a registry policy where the hub is reachable (tinyr1.registry probes it first).
+export GRADIO_ANALYTICS_ENABLED=False TOKENIZERS_PARALLELISM=false
 
 cmd="${1:-app}"; shift || true
 case "$cmd" in
   setup) setup ;;
-  test)  setup; browser; exec "$VENV/bin/python" -m pytest -q "$@" ;;
+  test)  setup; browser; HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 exec "$VENV/bin/python" -m pytest -q "$@" ;;
   app)   setup; exec "$VENV/bin/python" app.py "$@" ;;
   tinyr1) setup; exec "$VENV/bin/tinyr1" "$@" ;;
   *) echo "usage: ./run.sh app | test [pytest args] | setup | tinyr1 ARGS" >&2; exit 2 ;;

@@ -45,24 +45,112 @@ def shots() -> Path:
 
 
 @pytest.fixture(scope="module")
-def page():
+def browser():
+    """One Playwright session for the module (its sync API allows one at a time): a function that
+    opens a fresh chromium profile on a URL and gives back its page."""
     from playwright.sync_api import sync_playwright
 
     assert CHROMIUM, "chromium must be installed in CI (./run.sh test installs it)"
-    profile = tempfile.mkdtemp(prefix="tinyr1-chromium-")
-    app = launched_app()
+    profiles, contexts = [], []
     with sync_playwright() as p:
-        # A fresh profile (--user-data-dir; Playwright takes it as launch_persistent_context's argument).
-        context = p.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, args=FLAGS, headless=True, viewport={"width": 1400, "height": 1000}
-        )
-        page = context.pages[0] if context.pages else context.new_page()
-        page.set_default_timeout(TIMEOUT_MS)
-        page.goto(app.url)
-        page.locator("#reason-run").wait_for()
-        yield page
-        context.close()
-    shutil.rmtree(profile, ignore_errors=True)
+        def open_page(url: str):
+            # A fresh profile (--user-data-dir; Playwright takes it as launch_persistent_context's argument).
+            profile = tempfile.mkdtemp(prefix="tinyr1-chromium-")
+            profiles.append(profile)
+            context = p.chromium.launch_persistent_context(
+                profile, executable_path=CHROMIUM, args=FLAGS, headless=True, viewport={"width": 1400, "height": 1000}
+            )
+            contexts.append(context)
+            page = context.pages[0] if context.pages else context.new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(url)
+            page.locator("#reason-run").wait_for()
+            return page
+
+        yield open_page
+        for context in contexts:
+            context.close()
+    for profile in profiles:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def page(browser):
+    return browser(launched_app().url)
+
+
+@pytest.fixture(scope="module")
+def shipped_page(browser):
+    """The app as shipped: this repository's root (its assets/examples, its policies), served on a
+    free port; the registry sees no downloaded checkpoint, so it opens on the embedded tiny-grpo
+    as on a CPU machine."""
+    from app_support import free_port
+    from tinyr1 import registry
+    from tinyr1.app import build_app, launch_kwargs
+
+    with pytest.MonkeyPatch.context() as mp:  # no downloaded checkpoint seen, default folders shown
+        local = registry.local_path
+        mp.setattr(registry, "local_path", lambda spec: local(spec) if spec.kind == "tiny" else None)
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.delenv("TINYR1_MODELS", raising=False)
+        demo = build_app(ROOT)
+    port = free_port()
+    demo.launch(prevent_thread_lock=True, server_port=port, quiet=True, **launch_kwargs(ROOT))
+    try:
+        yield browser(f"http://127.0.0.1:{port}/")
+    finally:
+        demo.close()
+
+
+def test_shipped_examples_each_give_a_well_formed_answer(shipped_page, shots):
+    """Click each world example of the app as shipped, press Reason: the default policy answers
+    in a valid format (and right: the examples were picked so). The real clip is labelled real."""
+    from playwright.sync_api import expect
+
+    from tinyr1.app.reason import load_examples
+
+    page = shipped_page
+    examples = load_examples(ROOT)
+    table = page.locator("#reason-examples")
+    expect(table).to_contain_text("real clip (untrained): Big Buck Bunny")
+    for example in (e for e in examples if e.kind == "world"):
+        table.get_by_text(example.label, exact=True).click()
+        expect(page.locator("#reason-question textarea")).to_have_value(example.row[1])
+        expect(page.locator("#reason-truth textarea, #reason-truth input").first).to_have_value(example.row[-1])
+        page.locator("#reason-run").click()
+        status = page.locator("#reason-status")
+        expect(status).to_contain_text("Done", timeout=60_000)
+        expect(status).to_contain_text("format ok")
+        expect(status).to_contain_text("answer right")
+        expect(page.locator("#reason-answer textarea")).to_have_value(example.row[-1])
+    expect(page.locator("#tinyr1-banner")).to_contain_text("hf download")  # how to get the real policy
+    page.screenshot(path=str(shots / "reason.png"), full_page=True)
+
+
+def test_frame_captions_fit_a_phone(shipped_page, shots):
+    """16 frames on a 390 px wide viewport: every caption shows whole (no cut text)."""
+    from playwright.sync_api import expect
+
+    page = shipped_page
+    page.set_viewport_size({"width": 390, "height": 900})
+    try:
+        page.locator("#reason-frames").scroll_into_view_if_needed()
+        page.get_by_text("Generation settings").click()
+        box = page.locator("#reason-frames-n input[type=number]").first
+        box.fill("16")
+        box.press("Tab")
+        page.locator("#reason-examples").get_by_text("world clip · direction", exact=True).click()
+        page.locator("#reason-run").click()
+        expect(page.locator("#reason-status")).to_contain_text("Done", timeout=60_000)
+        expect(page.locator("#tinyr1-banner")).to_contain_text("16 frames this run")
+        captions = page.locator("#reason-frames .caption-label, #reason-frames figcaption, #reason-frames .caption")
+        expect(captions).to_have_count(16)
+        for i in range(16):
+            cut = captions.nth(i).evaluate("e => e.scrollWidth > e.clientWidth + 1")
+            assert not cut, f"caption {i + 1} is cut off: {captions.nth(i).inner_text()!r}"
+        page.locator("#reason-frames").screenshot(path=str(shots / "reason_phone_frames.png"))
+    finally:
+        page.set_viewport_size({"width": 1400, "height": 1000})
 
 
 def test_reason_tab_streams_an_answer_with_its_reward(page, shots):
@@ -86,7 +174,6 @@ def test_reason_tab_streams_an_answer_with_its_reward(page, shots):
     expect(page.locator("#reason-chart canvas, #reason-chart svg").first).to_be_visible()  # the chart
     expect(page.locator("#reason-table")).to_contain_text("total")  # and the table
     expect(page.locator("#tinyr1-banner")).to_contain_text("Policy")
-    page.screenshot(path=str(shots / "reason.png"), full_page=True)
 
 
 def test_reward_lab_follows_edits(page, shots):

@@ -15,6 +15,8 @@ import json
 import re
 import shutil
 import socket
+import threading
+import time
 import tomllib
 from pathlib import Path
 
@@ -380,8 +382,50 @@ def test_stopping_closes_the_policy_stream(tmp_path):
         if step.table is not None:
             break
     assert not closed
-    run.close()
+    run.close()  # an API client's cancel: the stream is closed in a thread (never on gradio's event loop)
+    deadline = time.time() + 10
+    while not closed and time.time() < deadline:
+        time.sleep(0.01)
     assert closed == [True]
+
+
+def test_should_stop_ends_the_run_with_the_partial_text_scored(tmp_path):
+    """The tab's Stop: the run ends at the next token in a stopped state, with the partial text
+    and its reward, and the policy's stream is closed before the last step."""
+    closed, produced = [], []
+
+    class ScriptedPolicy:
+        num_frames = 2
+
+        def stream(self, frames, question, options, settings):
+            try:
+                for i in range(100_000):  # 100 s of tokens
+                    time.sleep(0.001)
+                    produced.append(i)
+                    yield "<think>word " + "x" * (i % 64)
+            finally:
+                closed.append(True)
+
+    class Clip:
+        frames = np.zeros((2, 8, 8, 3), np.uint8)
+        timestamps = [0.0, 0.5]
+        meta = None
+
+    root = make_root(tmp_path, world_examples=0, bare_clip=False, policy=False)
+    (root / "assets" / "policies" / "scripted").mkdir(parents=True)
+    (root / "assets" / "policies" / "scripted" / "config.json").write_text("{}")
+    wb = Workbench(root, policy_loader=lambda path, quantization=None: ScriptedPolicy(), frame_loader=lambda v, num_frames: Clip())
+    stop = threading.Event()
+    steps = []
+    for step in wb.reason("clip.mp4", "q", ["a", "b"], "A", should_stop=stop.is_set):
+        steps.append(step)
+        if step.table is not None and len(steps) > 3:
+            stop.set()
+    last = steps[-1]
+    assert closed == [True] and last.result["done"] and last.result["stopped"]
+    assert "Stopped" in last.status and last.result["completion"].startswith("<think>word")
+    assert last.result["reward"] == score(last.result["completion"], "A", ["a", "b"]).to_dict()
+    assert len(produced) < 100_000  # it ended at the next token, not after all of them
 
 
 def test_embedded_policy_names_match_the_runtime():
@@ -490,7 +534,7 @@ def test_policies_not_here_are_listed_with_size_memory_and_what_to_do(tmp_path, 
         assert "not here" in rows[e.id] and e.how_to_get.split("`")[0] in rows[e.id]  # ...but said what to do
     for e in missing[1:]:  # the big ones: parameters and the weights in each quantization
         assert f"{e.memory_gb['nf4']:.2f} GB nf4" in rows[e.id] and f"{e.params / 1e9:.2f}B" in rows[e.id]
-        assert f"huggingface-cli download {e.id}" in rows[e.id]
+        assert f"hf download {e.id}" in rows[e.id]
     assert "on this machine" in rows["tiny-coldstart"]
     assert not offline
 
@@ -498,7 +542,7 @@ def test_policies_not_here_are_listed_with_size_memory_and_what_to_do(tmp_path, 
 def test_asking_for_a_policy_not_here_says_how_to_get_it(tmp_path, offline):
     wb = Workbench(_root_with_coldstart(tmp_path), frame_loader=lambda *a, **k: pytest.fail("nothing to decode"))
     steps = list(wb.reason("clip.mp4", "q", policy="video-r1-7b"))  # an alias of Video-R1/Video-R1-7B
-    assert "Video-R1-7B" in steps[-1].error and "huggingface-cli download Video-R1/Video-R1-7B" in steps[-1].error
+    assert "Video-R1-7B" in steps[-1].error and "hf download Video-R1/Video-R1-7B" in steps[-1].error
     assert not offline
 
 

@@ -33,7 +33,7 @@ from tinyr1.models.tinyllava.convert import (
 
 FIXTURE = Path(__file__).parent / "fixtures" / "official_tiny"
 CKPT = FIXTURE / "checkpoint"
-TOL = 1e-4  # the bound for fp32 logits; measured ~4e-6
+TOL = 1e-4  # fp32 logits of a faithful port agree far closer (measured ~4e-6); 1e-4 leaves room for BLAS order
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import json
 
 import pytest
 import torch
-from tiny import tiny_frames, tiny_policy, tiny_policy_dir
+from tiny import GREEDY, ITEMS, SAMPLED, tiny_policy, tiny_policy_dir
 
 from tinyr1.policy import (
     QUANT_SKIP_MODULES,
@@ -21,15 +21,6 @@ from tinyr1.policy import (
 )
 
 torch.set_num_threads(1)
-
-GREEDY = GenerationSettings(max_new_tokens=12, temperature=0)
-SAMPLED = GenerationSettings(max_new_tokens=12, temperature=0.8, top_p=0.9, seed=3)
-# Prompts of different lengths, so left padding is exercised in every batched call.
-ITEMS = [
-    (tiny_frames(seed=0), "How many squares?", ["1", "2"]),
-    (tiny_frames(seed=1), "Which way does the red square move across the frame?", ["left", "right", "up"]),
-    (tiny_frames(seed=2), "What colour?", None),
-]
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +64,6 @@ def test_load_policy_names_official_checkpoints_and_bad_options(policy_dir, tmp_
         load_policy(policy_dir, quantization="fp4")
 
 
-
 def test_loaded_policy_matches_the_saved_one(policy_dir) -> None:
     loaded = load_policy(policy_dir)
     original = tiny_policy()
@@ -91,7 +81,6 @@ def test_save_is_atomic_replace_and_keeps_metadata(tmp_path) -> None:
     assert json.loads((target / "policy.json").read_text())["seed"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["p"]  # no temporary siblings left
     assert load_policy(target).generate(*ITEMS[0], GREEDY) == tiny_policy(seed=1).generate(*ITEMS[0], GREEDY)
-
 
 
 # --- quantization and LoRA ----------------------------------------------------------------------

@@ -13,7 +13,7 @@ import time
 
 import pytest
 import torch
-from tiny import TEXT_INIT_STD, tiny_frames, tiny_policy
+from tiny import GREEDY, ITEMS, SAMPLED, TEXT_INIT_STD, tiny_frames, tiny_policy
 from torch import nn
 
 import tinyr1.policy as policy_mod
@@ -25,15 +25,6 @@ from tinyr1.policy import (
 )
 
 torch.set_num_threads(1)
-
-GREEDY = GenerationSettings(max_new_tokens=12, temperature=0)
-SAMPLED = GenerationSettings(max_new_tokens=12, temperature=0.8, top_p=0.9, seed=3)
-# Prompts of different lengths, so left padding is exercised in every batched call.
-ITEMS = [
-    (tiny_frames(seed=0), "How many squares?", ["1", "2"]),
-    (tiny_frames(seed=1), "Which way does the red square move across the frame?", ["left", "right", "up"]),
-    (tiny_frames(seed=2), "What colour?", None),
-]
 
 
 @pytest.fixture(scope="module")
@@ -260,8 +251,6 @@ def test_batches_need_equal_frame_counts(policy) -> None:
         policy.build_inputs([(tiny_frames(n=4), "q?", None), (tiny_frames(n=3), "q?", None)])
     with pytest.raises(PolicyError, match="question is empty"):
         policy.build_inputs([(tiny_frames(), "  ", None)])
-
-
 
 
 def test_text_init_spread_is_what_the_tests_assume() -> None:

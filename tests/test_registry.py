@@ -63,7 +63,7 @@ def test_lists_the_six_policies_and_says_how_to_get_the_missing_ones() -> None:
     for hub_id in IDS[2:]:  # nothing downloaded here, offline: unavailable with instructions
         e = by_id[hub_id]
         assert not e.available and not e.downloadable and e.local_path is None
-        assert f"huggingface-cli download {hub_id}" in e.how_to_get and str(registry.models_dir()) in e.how_to_get
+        assert f"hf download {hub_id}" in e.how_to_get and str(registry.models_dir()) in e.how_to_get
     assert by_id["Zhang199/TinyLLaVA-Video-R1"].template == "qwen2_base"
     assert by_id["Video-R1/Video-R1-7B"].template == "video_r1"
 
@@ -153,9 +153,9 @@ def test_the_hugging_face_cache_is_searched(qwen_dir, tmp_path) -> None:
 
 def test_offline_missing_weights_fail_at_once_with_what_to_do() -> None:
     start = time.perf_counter()
-    with pytest.raises(PolicyError, match=r"HF_HUB_OFFLINE=1 forbids downloading.*huggingface-cli download Video-R1/Video-R1-7B"):
+    with pytest.raises(PolicyError, match=r"HF_HUB_OFFLINE=1 forbids downloading.*hf download Video-R1/Video-R1-7B"):
         load_policy("Video-R1/Video-R1-7B")
-    with pytest.raises(PolicyError, match="huggingface-cli download someone/other-model"):
+    with pytest.raises(PolicyError, match="hf download someone/other-model"):
         load_policy("someone/other-model")  # not in the registry: a hub id all the same
     with pytest.raises(PolicyError, match="does not exist"):
         load_policy("/no/such/dir")
@@ -216,13 +216,13 @@ def test_cli_policies_lists_json_and_a_table(capsys) -> None:
     assert set(listed[2]["memory_gb"]) == {"bf16", "int8", "nf4"}
     assert main(["policies", "--no-probe"]) == 0
     table = capsys.readouterr().out
-    assert "Video-R1/Video-R1-7B" in table and "16.58" in table and "huggingface-cli download" in table
+    assert "Video-R1/Video-R1-7B" in table and "16.58" in table and "hf download" in table
 
 
 def test_cli_reason_takes_registry_ids(capsys) -> None:
     clip = Path(__file__).resolve().parents[1] / "assets" / "examples" / "bbb_clip.mp4"
     assert main(["reason", str(clip), "-q", "What happens?", "--policy", "video-r1-7b"]) == 2
-    assert "huggingface-cli download Video-R1/Video-R1-7B" in capsys.readouterr().err
+    assert "hf download Video-R1/Video-R1-7B" in capsys.readouterr().err
     shutil.copytree(OFFICIAL, registry.models_dir() / "TinyLLaVA-Video-Coldstart_NextQA_16")
     code = main(["reason", str(clip), "-q", "What happens?", "--options", "a", "b",
                  "--policy", "Zhang199/TinyLLaVA-Video-Coldstart_NextQA_16", "--max-new-tokens", "4", "--json"])

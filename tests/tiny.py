@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyr1.models.tinyllava.random import random_model
-from tinyr1.policy import Policy, policy_from_model
+from tinyr1.policy import GenerationSettings, Policy, policy_from_model
 from tinyr1.tokenizer import default_corpus, train_tokenizer
 
 #: Spread of the text model's random weights (see the module docstring).
@@ -47,3 +47,14 @@ def tiny_frames(n: int = 4, size: int | tuple[int, int] = 32, seed: int = 0) -> 
     """Random uint8 frames [n, H, W, 3]."""
     h, w = (size, size) if isinstance(size, int) else size
     return np.random.default_rng(seed).integers(0, 256, (n, h, w, 3), dtype=np.uint8)
+
+
+#: Generation settings and prompts the policy tests share: short, greedy or seeded.
+GREEDY = GenerationSettings(max_new_tokens=12, temperature=0)
+SAMPLED = GenerationSettings(max_new_tokens=12, temperature=0.8, top_p=0.9, seed=3)
+# Prompts of different lengths, so left padding is exercised in every batched call.
+ITEMS = [
+    (tiny_frames(seed=0), "How many squares?", ["1", "2"]),
+    (tiny_frames(seed=1), "Which way does the red square move across the frame?", ["left", "right", "up"]),
+    (tiny_frames(seed=2), "What colour?", None),
+]

@@ -25,16 +25,15 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import stat
 import struct
-import tempfile
 import zipfile
 import zlib
 from pathlib import Path
 
 from tinyr1 import limits
 from tinyr1.data import DatasetError
+from tinyr1.files import atomic_dir
 
 __all__ = ["extract_zip"]
 
@@ -163,12 +162,11 @@ def _check_entries(infos: list[zipfile.ZipInfo], where: str) -> None:
 
 
 def _extract(z: zipfile.ZipFile, infos: list[zipfile.ZipInfo], out: Path, where: str) -> list[Path]:
-    """Write the checked entries into a temporary sibling of ``out``, then move it into place."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    """Write the checked entries into a temporary sibling of ``out`` that replaces it whole
+    (tinyr1.files.atomic_dir): an error part-way leaves no half-unpacked folder."""
     budget = limits.ZIP_BYTES.value
     written: list[str] = []
-    try:
+    with atomic_dir(out) as staging:
         for info in infos:
             if info.filename.startswith(SKIPPED_PREFIXES):
                 continue
@@ -179,12 +177,6 @@ def _extract(z: zipfile.ZipFile, infos: list[zipfile.ZipInfo], out: Path, where:
             target.parent.mkdir(parents=True, exist_ok=True)
             budget -= _copy_entry(z, info, target, budget, where)
             written.append(info.filename)
-        if out.exists():
-            out.rmdir()  # checked empty above
-        os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return [out / name for name in written]
 
 

@@ -444,10 +444,19 @@ def _how_to_get(spec: PolicySpec, sizes: dict[str, Any] | None) -> str:
     if spec.kind == "tiny":
         return _TINY_HOW.get(spec.id, f"put a tinyr1 policy directory at {spec.source}")
     size = f" (~{sizes['memory_gb']['bf16']:.1f} GB)" if sizes else ""
-    where = models_dir() / spec.source.split("/")[-1]
-    return (f"download the weights{size} on a machine with internet: `huggingface-cli download {spec.source} "
+    where = _shown(models_dir() / spec.source.split("/")[-1])
+    return (f"download the weights{size} on a machine with internet: `hf download {spec.source} "
             f"--local-dir {where}` (or any folder, then pass that path as --policy), or run with the hub "
             f"reachable and HF_HUB_OFFLINE unset to download on first use")
+
+
+def _shown(path: Path) -> str:
+    """A path as a person would type it: ``~/...`` under the home folder (commands are copied
+    from the app's banner onto other machines)."""
+    try:
+        return "~/" + str(Path(path).relative_to(Path.home()))
+    except ValueError:
+        return str(path)
 
 
 def _entry(spec: PolicySpec, probe_network: bool) -> PolicyEntry:
@@ -548,7 +557,7 @@ def resolve_policy(name_or_path: str | os.PathLike, *, download_missing: bool = 
             return ResolvedPolicy(download(text), None)
         raise PolicyError(
             f"no directory {text} here, and {text} is not in the Hugging Face cache; download it on a machine "
-            f"with internet (`huggingface-cli download {text} --local-dir DIR`) and pass DIR, or unset "
+            f"with internet (`hf download {text} --local-dir DIR`) and pass DIR, or unset "
             "HF_HUB_OFFLINE where the hub is reachable")
     raise PolicyError(f"no policy at {text}: not a directory, a registry id ({', '.join(s.id for s in SPECS)}) "
                       "or a hub id (owner/name)")

@@ -8,7 +8,7 @@ that ``tinyr1 train``, the app's GRPO tab and bench/reproduce.py (through ``tiny
         elif isinstance(event, runs.Failed): raise event.error
 
 ``run_grpo`` is a generator of events (``RunStarted``, ``Evaluating``, ``Evaluated``,
-``Training``, ``Step``, ``Trained``, ``Finished``, ``Stopped``, ``Failed``); every caller turns
+``Training``, ``Step``, ``CannotLearn``, ``Trained``, ``Finished``, ``Stopped``, ``Failed``); every caller turns
 them into its own output (a progress bar, the app's streamed updates). Stopping keeps what the completed steps
 learned in both ways it can happen: closing the generator (the app's Stop, Ctrl-C) closes the
 training loop, which writes a checkpoint of the last completed step; ``should_stop`` returning
@@ -19,6 +19,11 @@ The run folder (docs/DESIGN.md, "Files and runs"): ``metrics.jsonl``, ``rollouts
 ``eval.json`` the evaluations before and after. Runs the app starts live in
 ``<root>/runs/<YYYYmmdd-HHMMSS>/`` with an ``app.json`` saying how they were started (so Resume
 can rebuild them) and ``plots.jsonl`` (the plotted values per step, read back on Resume).
+
+A run that cannot learn says so: ``diagnose`` reads the last steps' metrics, and when the format
+never held or most groups gave every answer the same reward (advantage 0: nothing to learn from),
+``run_grpo`` yields one ``CannotLearn`` during the run and ``Finished.diagnosis`` carries the
+verdict of the last steps; both hold a plain message and what to change.
 
 Gradio-free and torch-free at import: the app imports this module to list runs.
 """
@@ -184,6 +189,63 @@ def append_history(path: Path, values: dict[str, Any]) -> None:
         f.write(json.dumps(values) + "\n")
 
 
+# ---------------------------------------------------------------------- can this run learn?
+
+#: Steps whose metrics ``diagnose`` judges (the last ones; all of a shorter run).
+DIAGNOSIS_STEPS = 4
+#: Share of groups with zero reward spread (all G answers scored alike) from which a run is said
+#: to learn (almost) nothing: such a group's advantages are all 0, so it adds no gradient.
+ZERO_SPREAD_SHARE = 0.75
+
+
+@dataclass
+class Diagnosis:
+    """Why a run cannot learn: ``problem`` is "no_format" (the format never held) or
+    "no_spread" (most groups scored all their answers alike); ``message`` says it plainly and
+    ``advice`` what to change. ``steps``: how many steps were judged."""
+
+    problem: str
+    message: str
+    advice: str
+    steps: int
+
+    def text(self) -> str:
+        return f"{self.message} {self.advice}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"problem": self.problem, "message": self.message, "advice": self.advice, "steps": self.steps}
+
+
+def diagnose(history: Sequence[dict[str, float]], steps: int = DIAGNOSIS_STEPS) -> Diagnosis | None:
+    """The verdict on the last ``steps`` steps' metrics (tinyr1.grpo's: ``format_rate``,
+    ``accuracy``, ``frac_reward_zero_std``); None when the run has a signal to learn from."""
+    last = [m for m in history[-steps:] if m]
+    if not last:
+        return None
+    n = len(last)
+    mean = lambda key: sum(float(m.get(key, 0.0)) for m in last) / n  # noqa: E731
+    if all(float(m.get("format_rate", 0.0)) == 0.0 for m in last):
+        return Diagnosis(
+            "no_format",
+            f"The format never held: in the last {n} steps no answer followed <think>…</think><answer>…</answer>, "
+            "so every answer earned the same format penalty and GRPO has nothing to push towards.",
+            "Start from a policy that follows the format (a cold-start one, e.g. tiny-coldstart), allow more new "
+            "tokens (answers cut off before </answer> fail the format), or raise the temperature so that some "
+            "answers happen to follow it.", n)
+    zero = mean("frac_reward_zero_std")
+    if zero >= ZERO_SPREAD_SHARE:
+        accuracy = mean("accuracy")
+        which = ("all wrong: the questions are too hard for this policy" if accuracy < 0.5
+                 else "all right: the questions are too easy for this policy")
+        return Diagnosis(
+            "no_spread",
+            f"The run is learning almost nothing: in the last {n} steps {zero:.0%} of the groups gave every answer "
+            f"the same reward (mostly {which}), so their advantage is 0.",
+            "Use a larger G (answers per question), a higher temperature, or data closer to what the policy can "
+            "answer (some right, some wrong), or start from a stronger policy.", n)
+    return None
+
+
 # --------------------------------------------------------------------------------- the events
 
 
@@ -238,6 +300,15 @@ class Step:
 
 
 @dataclass
+class CannotLearn:
+    """Said once, during the run, the first time ``diagnose`` finds the last steps give nothing
+    to learn from (the run goes on: it may recover, e.g. once a sampled answer follows the format)."""
+
+    step: int
+    diagnosis: Diagnosis
+
+
+@dataclass
 class Trained:
     """The training loop completed its steps and wrote ``final``; ``seconds`` it took."""
 
@@ -256,6 +327,7 @@ class Finished:
     seconds: float
     evals: dict[str, Any]
     last_metrics: dict[str, float] = field(default_factory=dict)
+    diagnosis: Diagnosis | None = None  # the last steps' verdict: None when the run had a signal
 
 
 @dataclass
@@ -280,7 +352,7 @@ class Failed:
         return str(self.error)
 
 
-Event = RunStarted | Evaluating | Evaluated | Training | Step | Trained | Finished | Stopped | Failed
+Event = RunStarted | Evaluating | Evaluated | Training | Step | CannotLearn | Trained | Finished | Stopped | Failed
 
 # --------------------------------------------------------------------------------- the run
 
@@ -326,13 +398,13 @@ def run_grpo(
     trained = yield from _train(config, model, rows, run_dir, resume, start_step, eval_fn, should_stop)
     if trained is None:
         return
-    seconds, last = trained
+    seconds, last, verdict = trained
     yield Trained(run_dir / "final", seconds, last)
     if eval_after and can_evaluate:
         failed = yield from _evaluate("after", model, eval_rows, evaluate, evals, run_dir)
         if failed:
             return
-    yield Finished(run_dir, run_dir / "final", config.steps, seconds, evals, last)
+    yield Finished(run_dir, run_dir / "final", config.steps, seconds, evals, last, verdict)
 
 
 def _evaluate(which: str, policy: Any, rows: Sequence[Any], evaluate: Callable, evals: dict[str, Any],
@@ -356,7 +428,8 @@ def _evaluate(which: str, policy: Any, rows: Sequence[Any], evaluate: Callable, 
 
 def _train(config: Any, policy: Any, rows: Sequence[Any], run_dir: Path, resume: bool, start_step: int,
            eval_fn: Callable | None, should_stop: Callable[[], bool] | None) -> Iterator[Event]:
-    """The training loop as events; returns (seconds, last metrics) when it completed, else None.
+    """The training loop as events; returns (seconds, last metrics, the last steps' diagnosis)
+    when it completed, else None.
     Closing this generator closes the loop, which writes a checkpoint of the last completed step."""
     from tinyr1.grpo import train
 
@@ -368,10 +441,17 @@ def _train(config: Any, policy: Any, rows: Sequence[Any], run_dir: Path, resume:
         yield Failed("train", exc)
         return None
     last: dict[str, float] = {}
+    history: list[dict[str, float]] = []
+    said = False  # CannotLearn is said once per run
     try:
         for record in gen:
             last = record.metrics
+            history.append(last)
             yield Step(record, start_step, time.perf_counter() - started)
+            verdict = diagnose(history) if len(history) >= min(DIAGNOSIS_STEPS, config.steps - start_step) else None
+            if verdict is not None and not said:
+                said = True
+                yield CannotLearn(record.step, verdict)
             if should_stop is not None and should_stop():
                 gen.close()  # writes a checkpoint of the last completed step
                 step = newest_step(run_dir)
@@ -383,4 +463,4 @@ def _train(config: Any, policy: Any, rows: Sequence[Any], run_dir: Path, resume:
         return None
     finally:
         gen.close()
-    return time.perf_counter() - started, last
+    return time.perf_counter() - started, last, diagnose(history)

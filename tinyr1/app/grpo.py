@@ -3,9 +3,12 @@ group's completions, the evaluation before and after; the tuned policy into the 
 work is ``GRPORunner``'s (tinyr1/app/grpo_runner.py, gradio-free); this module lays out the tab
 and adapts its ``TrainUpdate``s to the components.
 
-``/train`` and ``/resume`` are generators sharing the model queue with ``/reason``: Stop cancels
-them, and closing the run writes a checkpoint of the last completed step (``wait_closed`` then says
-where the run stands). ``/use_in_reason`` selects a run's tuned policy in the Reason tab.
+Runs train in the app's ``TrainingWorker`` (tinyr1/app/training.py): one at a time, in a thread of
+their own, never in the model queue that ``/reason`` uses. ``/train`` and ``/resume`` start a run
+there and stream its updates (or say at once that one is training, and about how long it has
+left); a closed tab or a cancelled client only stops following, and ``/follow`` (run on page
+load) follows the run again. ``/stop_training`` (the Stop button) ends the run after its current
+step with a checkpoint. ``/use_in_reason`` selects a run's tuned policy in the Reason tab.
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ from tinyr1.app.grpo_runner import (
 )
 from tinyr1.app.policies import rescan_policies
 from tinyr1.app.reason import Workbench
-from tinyr1.app.settings import MODEL_QUEUE
+from tinyr1.app.training import TrainingWorker
 from tinyr1.app.tables import GROUP_WIDTHS, PLOT_SERIES, empty_group, eval_table
 from tinyr1.app.uploads import HELDOUT_SHARE
 from tinyr1.runs import run_choices
@@ -37,6 +40,8 @@ TINY_PRESET_NOTE = (
 PRESET_KEYS = ["num_generations", "temperature", "max_new_tokens", "learning_rate", "beta", "num_iterations",
                "epsilon", "loss_type", "reward"]
 D = grpo_defaults("paper")  # the handlers' defaults, as /train's API shows them
+#: The concurrency group of the listeners that follow a run (never the model queue).
+TRAIN_QUEUE = "train"
 
 
 def memory_line(policy: Any, prompts: Any, group_size: Any, max_new_tokens: Any, beta: Any) -> str:
@@ -61,7 +66,7 @@ class GRPOTab:
     ``tabs`` are the Reason tab's picker and the app's tabs (Use in Reason selects both)."""
 
     def __init__(self, bench: Workbench, policy_dd: gr.Dropdown, tabs: gr.Tabs) -> None:
-        self.bench, self.runner = bench, GRPORunner(bench)
+        self.bench, self.runner, self.worker = bench, GRPORunner(bench), TrainingWorker()
         self.policy_dd, self.tabs = policy_dd, tabs
         gr.Markdown(
             "GRPO fine-tunes a policy on questions with known answers: for each question it samples **G** answers, "
@@ -95,8 +100,8 @@ class GRPOTab:
                 label="Dataset: a .jsonl (video, question, options, answer per line) or a .zip with it and its videos",
                 file_types=[".jsonl", ".zip"], elem_id="grpo-jsonl", height=110,
             )
-            self.videos = gr.File(label="Its videos (rows find them by file name)", file_count="multiple",
-                                  file_types=["video"], elem_id="grpo-videos", height=110)
+            self.videos = gr.File(label="Its videos (rows find them by file name), or a .zip of them",
+                                  file_count="multiple", file_types=["video", ".zip"], elem_id="grpo-videos", height=110)
 
     def _recipe(self) -> None:
         with gr.Row():
@@ -198,17 +203,19 @@ class GRPOTab:
                    self.group_df, self.evals_df, self.result, self.run_dd]
         recipe = [self.steps, self.prompts, self.group_size, self.temperature, self.max_new, self.lr, self.beta,
                   self.iterations, self.epsilon, self.loss_type, self.reward, self.seed]
-        queue = dict(concurrency_id=MODEL_QUEUE, concurrency_limit=1)
-        train_event = self.start.click(
+        # Followers only wait for the worker's updates: their own group, any number at a time.
+        queue = dict(concurrency_id=TRAIN_QUEUE, concurrency_limit=None)
+        self.outputs = outputs
+        self.start.click(
             self.train, inputs=[self.source, self.world_n, self.jsonl, self.videos, self.start_policy, self.preset,
                                 *recipe, self.eval_before, self.eval_n],
             outputs=outputs, api_name="train", **queue)
-        resume_event = self.resume.click(self.resume_run, inputs=[self.run_dd, self.steps], outputs=outputs,
-                                         api_name="resume", **queue)
-        # Cancel first, then wait for the checkpoint in a follow-up: a Stop function that waited
-        # itself would hold back the browser's cancel request, which is sent after it returns.
-        self.stop.click(None, cancels=[train_event, resume_event]).then(
-            self.runner.wait_closed, inputs=self.run_dd, outputs=self.status, queue=False, api_visibility="private")
+        self.resume.click(self.resume_run, inputs=[self.run_dd, self.steps], outputs=outputs, api_name="resume", **queue)
+        self.stop.click(self.stop_run, outputs=self.status, api_name="stop_training", queue=False)
+        # The picker lists where each run stands now whenever it is opened (runs move on, stop,
+        # finish, or are started by another visitor after this page was built).
+        self.run_dd.focus(self.refresh_runs, inputs=self.run_dd, outputs=self.run_dd, queue=False,
+                          api_visibility="private")
         self.use.click(self.use_in_reason, inputs=self.run_dd, outputs=[self.policy_dd, self.use_msg, self.tabs],
                        api_name="use_in_reason", queue=False)
         private = dict(api_visibility="private", queue=False)
@@ -277,17 +284,50 @@ class GRPOTab:
         fields = dict(steps=steps, prompts_per_step=prompts_per_step, num_generations=num_generations,
                       temperature=temperature, max_new_tokens=max_new_tokens, learning_rate=learning_rate, beta=beta,
                       num_iterations=num_iterations, epsilon=epsilon, loss_type=loss_type, reward=reward, seed=seed)
-        for update in self.runner.start(data_source=data_source, world_n=int(world_n or 0), jsonl=dataset, videos=videos,
-                                        policy=policy, preset_name=preset, eval_before=eval_before,
-                                        eval_n=int(eval_n or 0), session=getattr(request, "session_hash", None),
-                                        **fields):
-            yield self.show(update)
+        session = getattr(request, "session_hash", None)
+        yield from self._submit(lambda should_stop: self.runner.start(
+            data_source=data_source, world_n=int(world_n or 0), jsonl=dataset, videos=videos, policy=policy,
+            preset_name=preset, eval_before=eval_before, eval_n=int(eval_n or 0), session=session,
+            should_stop=should_stop, **fields))
+
+    def refresh_runs(self, current: str | None = None) -> Any:
+        """The run picker's choices as the runs stand now, keeping the current run."""
+        return gr.update(choices=run_choices(self.bench.root), value=current)
 
     def resume_run(self, run: str | None = None, steps: float | None = None) -> Iterator[dict[Any, Any]]:
         """Continue a run (default: the newest) from its last checkpoint with a freshly loaded
         starting policy, up to steps (empty: the run's own). Same outputs as /train."""
-        for update in self.runner.resume(run, int(steps) if steps else None):
+        yield from self._submit(lambda should_stop: self.runner.resume(
+            run, int(steps) if steps else None, should_stop=should_stop))
+
+    def _submit(self, make: Any) -> Iterator[dict[Any, Any]]:
+        """Start a run in the worker and follow it, or say at once that one is training."""
+        job = self.worker.submit(make)  # the runner checks the limits (tinyr1/app/guard.py) in the worker
+        if isinstance(job, str):
+            yield self.show(_notice(f"⏳ {job}", "busy", error=job))
+            return
+        for update in job.follow():
             yield self.show(update)
+
+    def follow(self) -> Iterator[dict[Any, Any]]:
+        """Follow the run that is training (a reopened page does this on load): its latest update,
+        then each new one until it ends. Same outputs as /train; nothing when no run trains."""
+        job = self.worker.current()
+        if job is None:
+            yield {}
+            return
+        for update in job.follow(replay=1):
+            yield self.show(update)
+
+    def stop_run(self) -> str:
+        """Stop the run that is training after its current step (a checkpoint keeps it; Resume
+        continues it) and say where it stands."""
+        last = self.worker.stop()
+        if last is None:
+            return "Nothing is training."
+        if not self.worker.current() and last.phase in ("stopped", "done", "error"):
+            return last.status
+        return "Stopping: the current step is still finishing; its checkpoint follows."
 
     def use_in_reason(self, run: str | None) -> dict[Any, Any]:
         """Select a run's tuned policy in the Reason tab and switch to it."""
@@ -302,6 +342,12 @@ class GRPOTab:
 
     def rescan_policies(self, current: str | None) -> Any:
         return rescan_policies(self.bench, current, self.runner.default_start_policy())
+
+
+def _notice(status: str, phase: str, error: str | None = None) -> TrainUpdate:
+    """An update for a run that does not start (busy, over a cap): said at once, nothing else changes."""
+    return TrainUpdate(status=status, phase=phase, error=None if phase == "busy" else error,
+                       result={"phase": phase, "error": error, "done": True})
 
 
 def apply_preset(name: str) -> list[Any]:

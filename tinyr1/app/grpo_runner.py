@@ -17,7 +17,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import pandas as pd
 
@@ -25,7 +25,7 @@ from tinyr1 import runs
 from tinyr1.app.guard import LimitError, check_disk, check_grpo, relative_paths, remove_uploads, safe_block
 from tinyr1.app.reason import Workbench
 from tinyr1.app.settings import MIN_FREE_DISK_MB, RUNS_MAX_AGE_HOURS, RUNS_MAX_COUNT, UPLOAD_ROOT
-from tinyr1.app.tables import empty_group, eval_table, group_table, group_title, plot_frames, step_values
+from tinyr1.app.tables import accuracy_change, empty_group, eval_table, group_table, group_title, plot_frames, step_values
 from tinyr1.app.uploads import HELDOUT_MIN_ROWS, HELDOUT_SHARE, prepare_upload, split_heldout
 from tinyr1.limits import GRPO_MINUTES, WORLD_QUESTIONS
 from tinyr1.runs import RUN_FILE, list_runs, newest_step, run_dir_of, run_label
@@ -82,7 +82,7 @@ class TrainUpdate:
     are unchanged since the last update."""
 
     status: str
-    phase: str  # prepare | eval | step | done | error
+    phase: str  # prepare | eval | step | warning (cannot learn) | done | stopped | error | busy
     run: str | None = None  # runs/<name>
     step: int = 0
     steps: int = 0
@@ -108,16 +108,18 @@ class _RunView:
     def __init__(self, run_dir: Path, steps: int, start_step: int) -> None:
         self.run_dir, self.label, self.steps, self.start_step = run_dir, run_label(run_dir), steps, start_step
         self.result: dict[str, Any] = {"phase": "prepare", "run": self.label, "step": 0, "steps": steps, "done": False,
-                                       "error": None, "final": None}
+                                       "error": None, "final": None, "diagnosis": None}
         self.evals: dict[str, Any] = runs.read_evals(run_dir)
         self.plot_file = run_dir / PLOT_FILE
         self.history = runs.read_history(self.plot_file, start_step)
         self.seconds = 0.0  # the training loop's time, once it ended
         self.eval_n = 0  # questions of the evaluation under way
         self.policy_label = ""
+        self.warning = ""  # runs.CannotLearn's text, repeated under every later step
 
     def update(self, status: str, phase: str, **kw: Any) -> TrainUpdate:
-        self.result.update(phase=phase, **{k: v for k, v in kw.items() if k in ("step", "metrics", "error", "final", "done")})
+        self.result.update(phase=phase, **{k: v for k, v in kw.items()
+                                           if k in ("step", "metrics", "error", "final", "done", "diagnosis")})
         self.result.update(eval_before=self.evals.get("eval_before"), eval_after=self.evals.get("eval_after"))
         return TrainUpdate(status=status, phase=phase, run=self.label, step=self.result["step"], steps=self.steps,
                            result=dict(self.result), error=self.result.get("error"), new_run=kw.get("new_run", False),
@@ -141,7 +143,7 @@ class _RunView:
         return self.update(
             f"**Step {record.step}/{self.steps}**{note} · reward {m['reward']:+.3f} · accuracy {m['accuracy']:.0%} · "
             f"format {m['format_rate']:.0%} · think {m['think_chars']:.0f} chars{kl} · {pace:.2f} s/step. "
-            "Stop keeps a checkpoint of the last step; Resume continues it.",
+            + (f"\n\n⚠️ {self.warning}" if self.warning else "Stop keeps a checkpoint of the last step; Resume continues it."),
             "step", step=record.step, metrics={k: round(float(v), 6) for k, v in m.items()},
             plots=plot_frames(self.history),
             group=group_table(group) if group else None,
@@ -152,6 +154,10 @@ class _RunView:
         """The update an event of ``tinyr1.runs`` shows (None: nothing to show)."""
         if isinstance(event, runs.Step):
             return self.step(event, resume)
+        if isinstance(event, runs.CannotLearn):
+            self.warning = event.diagnosis.text()
+            return self.update(f"**Step {event.step}/{self.steps}** · ⚠️ {self.warning}", "warning",
+                               diagnosis=event.diagnosis.to_dict())
         if isinstance(event, runs.Evaluating):
             self.eval_n = event.n
         if isinstance(event, runs.Evaluating) and event.which == "before":
@@ -172,13 +178,29 @@ class _RunView:
             before, after = self.evals.get("eval_before"), self.evals.get("eval_after")
             verdict = ""
             if after:
-                verdict = f" Held-out accuracy {after['accuracy']:.1%}" + (f" (was {before['accuracy']:.1%})." if before else ".")
+                verdict = f" Held-out accuracy {accuracy_change(after, before)}."
+            d = event.diagnosis
+            if d is not None:
+                return self.update(
+                    f"**Done, but this run learned (almost) nothing**: {self.steps} steps in {event.seconds:.0f} s.{verdict} "
+                    f"{d.message}\n\n**What to change**: {d.advice} (The policy is written anyway: `{self.label}/final`.)",
+                    "done", final=str(event.final), done=True, evals=eval_table(before, after), diagnosis=d.to_dict())
             return self.update(f"**Done**: {self.steps} steps in {event.seconds:.0f} s.{verdict} The tuned policy is "
                                f"`{self.label}/final`: press **Use in Reason** to try it.", "done",
-                               final=str(event.final), done=True, evals=eval_table(before, after))
+                               final=str(event.final), done=True, evals=eval_table(before, after), diagnosis=None)
+        if isinstance(event, runs.Stopped):
+            return self.update(stopped_message(self.label, event.step), "stopped", step=event.step, done=True)
         if isinstance(event, runs.Failed):
             return self.fail(_failure(event, self.policy_label))
         return None
+
+
+def stopped_message(label: str, step: int) -> str:
+    """What the tab says of a run stopped after ``step`` (its checkpoint written)."""
+    if not step:
+        return f"**Stopped** `{label}` before its first step: nothing to keep. **Start** begins again."
+    return (f"**Stopped** `{label}` after step {step}: checkpoint `{label}/checkpoints/step-{step:06d}` written. "
+            "**Resume** continues from it.")
 
 
 def _failure(event: runs.Failed, policy_label: str) -> str:
@@ -227,10 +249,12 @@ class GRPORunner:
         eval_before: bool = True,
         eval_n: int = 32,
         session: str | None = None,
+        should_stop: Callable[[], bool] | None = None,
         **fields: Any,
     ) -> Iterator[TrainUpdate]:
         """A new run: data, evaluation before (optional), one update per step, evaluation after.
-        Every limit (tinyr1.limits, the app's disk rules) is checked before anything is written."""
+        Every limit (tinyr1.limits, the app's disk rules) is checked before anything is written.
+        ``should_stop()`` turning true ends it after the current step, with a checkpoint."""
         from tinyr1.grpo.config import GRPOConfigError
 
         try:
@@ -279,7 +303,8 @@ class GRPORunner:
             "created_by": "app",  # what runs.prune_app_runs may delete
         }
         (run_dir / RUN_FILE).write_text(json.dumps(info, indent=2) + "\n")
-        yield from self._run(run_dir, info, config, data["rows"], data["eval_rows"], eval_before=bool(eval_before), resume=False)
+        yield from self._run(run_dir, info, config, data["rows"], data["eval_rows"], eval_before=bool(eval_before),
+                             resume=False, should_stop=should_stop)
 
     def _prepare_data(self, run_dir: Path, config: Any, source: str, world_n: int, jsonl: str | None,
                       videos: Sequence[str] | None, eval_n: int, out: dict[str, Any]) -> Iterator[TrainUpdate]:
@@ -319,7 +344,8 @@ class GRPORunner:
         out.update(rows=rows, eval_rows=eval_rows, train_file=train_file, eval_file=eval_file, eval_source=eval_source)
 
     # -- Resume
-    def resume(self, run: str | None = None, steps: int | None = None) -> Iterator[TrainUpdate]:
+    def resume(self, run: str | None = None, steps: int | None = None,
+               should_stop: Callable[[], bool] | None = None) -> Iterator[TrainUpdate]:
         """Continue ``run`` (default: the newest) from its newest checkpoint, with its own settings
         and data and a freshly loaded starting policy, up to ``steps`` (default: the run's own;
         more extends it, and a decaying learning rate then follows the longer schedule)."""
@@ -352,11 +378,11 @@ class GRPORunner:
                 result={"phase": "done", "run": label, "step": done_at, "steps": config.steps, "done": True,
                         "error": None, "final": str(run_dir / "final")})
             return
-        yield from self._run(run_dir, info, config, rows, eval_rows, eval_before=False, resume=True)
+        yield from self._run(run_dir, info, config, rows, eval_rows, eval_before=False, resume=True, should_stop=should_stop)
 
     # -- the run itself
     def _run(self, run_dir: Path, info: dict[str, Any], config: Any, rows: list[Any], eval_rows: list[Any],
-             *, eval_before: bool, resume: bool) -> Iterator[TrainUpdate]:
+             *, eval_before: bool, resume: bool, should_stop: Callable[[], bool] | None = None) -> Iterator[TrainUpdate]:
         view = _RunView(run_dir, config.steps, newest_step(run_dir) if resume else 0)
         view.policy_label = info["policy"]["label"]
         what = "Resuming" if resume else "Loading"
@@ -369,7 +395,7 @@ class GRPORunner:
         events = runs.run_grpo(
             config, lambda: self.bench.fresh_policy(info["policy"]["path"]), rows, run_dir, resume=resume,
             eval_rows=eval_rows, evaluate=lambda policy, questions: self._evaluate(policy, questions, settings),
-            eval_before=eval_before, eval_after=True, evals=view.evals)
+            eval_before=eval_before, eval_after=True, evals=view.evals, should_stop=should_stop)
         closing = threading.Event()
         waiting = False  # True while this generator waits at a yield: a close then is Stop
         deadline = _clock() + GRPO_MINUTES.value * 60  # a public app's run is bounded in time
@@ -431,8 +457,7 @@ class GRPORunner:
         step = newest_step(run_dir)
         if runs.is_finished(run_dir):
             return f"`{run}` had finished: its tuned policy is `{run}/final`."
-        return (f"**Stopped** `{run}` after step {step}: checkpoint `{run}/checkpoints/step-{step:06d}` written. "
-                "**Resume** continues from it.")
+        return stopped_message(run, step)
 
     def use_in_reason(self, run: str | None) -> tuple[str | None, str]:
         """(the Reason tab's policy label of ``run``'s tuned policy, a message)."""

@@ -12,6 +12,7 @@ probe the hub (one TCP connection, at most registry.PROBE_TIMEOUT_S, never under
 from __future__ import annotations
 
 import json
+import os
 import threading
 import traceback
 from pathlib import Path
@@ -94,7 +95,7 @@ def policy_banner(
     if loaded:
         params = (loaded.get("parameters") or {}).get("total")
         bits = [f"{params / 1e6:.1f}M parameters" if params else None, loaded.get("device"),
-                loaded.get("quantization") or None, f"{loaded.get('num_frames')} frames" if loaded.get("num_frames") else None]
+                loaded.get("quantization") or None, f"{loaded.get('num_frames')} frames by default" if loaded.get("num_frames") else None]
         facts.append(" · ".join(b for b in bits if b))
     tail = (" " + " ".join(f for f in facts if f)) if facts else ""
     return f"**Policy: {label}** — {what}{tail}"
@@ -209,6 +210,33 @@ class PolicyCatalog:
     def default_policy(self) -> str | None:
         return next(iter(self.policies()), None)
 
+    def serving_default(self, cuda: bool) -> tuple[str | None, str | None, str]:
+        """(policy key, quantization, why) the app opens on (``tinyr1.policy.spec.serving_default``):
+        TinyLLaVA-Video-R1 in nf4 with a CUDA device when it is offered, else the first choice;
+        TINYR1_POLICY (a key, or a registry alias) and TINYR1_QUANTIZATION override."""
+        from tinyr1.policy.spec import serving_default
+
+        keys = list(self.policies())
+        env = dict(os.environ)
+        option = self.option(env.get("TINYR1_POLICY")) if env.get("TINYR1_POLICY") else None
+        if option is not None:
+            env["TINYR1_POLICY"] = option.key  # an alias (tinyllava-video-r1) names its entry's key
+        return serving_default(keys, cuda=cuda, env=env)
+
+    def real_policy_hint(self) -> str:
+        """One sentence on getting the real TinyLLaVA-Video-R1 (shown under an embedded policy's
+        banner): pick it when it is offered, else the registry's how-to (an `hf download` command)."""
+        from tinyr1.policy.spec import GPU_POLICY, GPU_QUANTIZATION
+
+        entry = next((e for e in self.registry_entries() if e.id == GPU_POLICY), None)
+        if entry is None:
+            return ""
+        if entry.available:
+            return (f"For real videos pick **{entry.label}** above (Quantization {GPU_QUANTIZATION} on a CUDA GPU; "
+                    "the app opens on it by itself where one is).")
+        return (f"For real videos, get **{entry.label}** and run on a CUDA GPU (the app then opens on it in "
+                f"{GPU_QUANTIZATION}): {entry.how_to_get}.")
+
     def option(self, key: str | None) -> PolicyOption | None:
         """The option behind a key; a registry alias (``tinyllava-video-r1``) finds its entry's."""
         options = self.policy_options()
@@ -228,7 +256,11 @@ class PolicyCatalog:
         option = self.option(label)
         if option is None:
             return policy_banner(label, None)
-        return policy_banner(option.label, option.target, self.loaded_description(option.target), option.entry)
+        text = policy_banner(option.label, option.target, self.loaded_description(option.target), option.entry)
+        if Path(option.target).name in EMBEDDED:
+            hint = self.real_policy_hint()
+            text += f"\n\n{hint}" if hint else ""
+        return text
 
     def loaded_description(self, target: str) -> dict[str, Any] | None:
         """``Policy.describe()`` of the policy behind ``target`` once it is loaded (None here:

@@ -6,8 +6,13 @@ and the live reward. ``Workbench`` (gradio-free) holds the app's state and yield
     for step in bench.reason("clip.mp4", "Which way does it move?", ["left", "right"], "B"):
         print(step.status)
 
-Reason is a generator, so the tab's Stop (``cancels=``) interrupts it between two streamed updates;
-``/reason`` streams the same updates to API clients.
+Stop is a signal, not a cancel: the tab's Stop sets the session's stop event, the generator sees
+it at the next token, closes the policy's stream (which ends its generation thread) and ends with
+a stopped state showing the partial text and its reward. (Gradio's ``cancels=`` would drop the
+event's stream, so the page would keep its last "Generating…" state for good, and would close the
+generator on the server's event loop, where waiting for the generation thread blocks every
+request.) An API client's ``job.cancel()`` still closes the generator; the stream is then closed
+in a thread of its own for the same reason. ``/reason`` streams the same updates to API clients.
 """
 from __future__ import annotations
 
@@ -45,39 +50,68 @@ from tinyr1.rewards import RewardConfig, score
 # ------------------------------------------------------------------------------------ examples
 
 
-def find_examples(root: str | Path, per_file: int = 8, limit: int = 16) -> list[list[str]]:
-    """Example rows ``[video, question, A, B, C, D, answer]`` from ``assets/examples/``.
+#: The shipped examples' manifest under ``assets/examples/`` (a JSONL dataset with a ``label``
+#: and a ``kind`` per row: "world" or "real"), made and checked by bench/make_examples.py.
+EXAMPLES_MANIFEST = "examples.jsonl"
 
-    A JSONL there (the synthetic world's rows, or real clips with their questions) gives full rows
-    through ``tinyr1.data.load_dataset`` (the first ``per_file`` with at most four options); a
-    video not named by any JSONL gets the generic question and no options.
-    """
+
+@dataclass(frozen=True)
+class Example:
+    """One row of the Examples table: ``row`` is ``[video, question, A, B, C, D, answer]``;
+    ``label`` is what the table shows (which kind of clip it is)."""
+
+    row: list[str]
+    label: str
+    kind: str  # "world" (synthetic, the policy's own kind of clip), "real", or "clip" (no question)
+
+
+def load_examples(root: str | Path, per_file: int = 8, limit: int = 16) -> list[Example]:
+    """The Examples table of an app root: ``assets/examples/examples.jsonl`` in its order when
+    there is one; otherwise every JSONL under ``assets/examples/`` (a world split's rows: the first
+    ``per_file`` with at most four options), then the videos no JSONL names, with the generic
+    question and no options. A file that cannot be read is skipped with a message in the log."""
     folder = Path(root) / "assets" / "examples"
     if not folder.is_dir():
         return []
-    rows: list[list[str]] = []
+    manifest = folder / EXAMPLES_MANIFEST
+    jsonls = [manifest] if manifest.is_file() else sorted(folder.rglob("*.jsonl"))
+    out: list[Example] = []
     named: set[str] = set()
-    for jsonl in sorted(folder.rglob("*.jsonl")):
-        try:
-            from tinyr1.data import load_dataset
+    for jsonl in jsonls:
+        for item in _dataset_rows(jsonl, per_file if jsonl != manifest else limit):
+            options = [str(o) for o in (item.options or [])] + [""] * (len(OPTION_LETTERS) - len(item.options or []))
+            video = str(Path(item.video).resolve())
+            kind = str(item.extra.get("kind") or ("world" if item.family else "real"))
+            label = str(item.extra.get("label") or (f"world clip · {item.family.replace('_', ' ')}" if item.family
+                                                      else f"real clip · {Path(video).name}"))
+            out.append(Example([video, item.question, *options, item.answer or ""], label, kind))
+            named.add(video)
+    if not manifest.is_file():
+        for video in sorted(p for ext in ("mp4", "webm", "mov", "avi", "mkv") for p in folder.rglob(f"*.{ext}")):
+            if str(video.resolve()) not in named:
+                row = [str(video.resolve()), DEFAULT_QUESTION, "", "", "", "", ""]
+                out.append(Example(row, f"clip, no question · {video.name}", "clip"))
+    return out[:limit]
 
-            items = load_dataset(jsonl)
-        except Exception as exc:  # an example file must never stop the app from starting
-            print(f"[tinyr1.app] skipping examples in {jsonl}: {exc}")
-            continue
-        taken = 0
-        for item in items:
-            if taken >= per_file or not Path(item.video).is_file() or len(item.options or []) > len(OPTION_LETTERS):
-                continue
-            taken += 1
-            options = [str(o) for o in (item.options or [])][: len(OPTION_LETTERS)]
-            options += [""] * (len(OPTION_LETTERS) - len(options))
-            rows.append([str(Path(item.video).resolve()), item.question, *options, item.answer or ""])
-            named.add(str(Path(item.video).resolve()))
-    for video in sorted(p for ext in ("mp4", "webm", "mov", "avi", "mkv") for p in folder.rglob(f"*.{ext}")):
-        if str(video.resolve()) not in named:
-            rows.append([str(video.resolve()), DEFAULT_QUESTION, "", "", "", "", ""])
-    return rows[:limit]
+
+def _dataset_rows(jsonl: Path, limit: int) -> list[Any]:
+    """Up to ``limit`` rows of an example JSONL whose video exists and which has at most four
+    options; [] (with a message in the log) when the file cannot be read: an example file must
+    never stop the app from starting."""
+    from tinyr1.data import load_dataset
+
+    try:
+        items = load_dataset(jsonl)
+    except Exception as exc:
+        print(f"[tinyr1.app] skipping examples in {jsonl}: {exc}")
+        return []
+    fit = [i for i in items if Path(i.video).is_file() and len(i.options or []) <= len(OPTION_LETTERS)]
+    return fit[:limit]
+
+
+def find_examples(root: str | Path, per_file: int = 8, limit: int = 16) -> list[list[str]]:
+    """The Examples table's rows ``[video, question, A, B, C, D, answer]`` (``load_examples``)."""
+    return [e.row for e in load_examples(root, per_file, limit)]
 
 
 # ------------------------------------------------------------------------------- input helpers
@@ -96,6 +130,18 @@ def collect_options(*boxes: str | None) -> list[str] | None:
     if last == 0:
         raise ValueError("one option is not a choice: give at least A and B, or leave the options empty")
     return texts[: last + 1]
+
+
+def check_truth(answer: str | None, options: Sequence[str] | None) -> None:
+    """ValueError when the correct answer is a letter no option has ("E" with options A-D): the
+    accuracy reward would then call every answer wrong. Option text and free text pass."""
+    truth = (answer or "").strip()
+    if not options or len(truth) != 1 or not truth.isalpha():
+        return
+    letters = LETTERS[: len(options)]
+    if truth.upper() not in letters and truth.lower() not in (o.strip().lower() for o in options):
+        raise ValueError(f"the correct answer {truth!r} is not one of the options {letters[0]}–{letters[-1]}: "
+                         "give the letter of a filled option, or its text")
 
 
 # ------------------------------------------------------------------------------------- frames
@@ -164,8 +210,30 @@ class Workbench(PolicyCatalog):
         self._frame_loader = frame_loader
         self._loaded: tuple[tuple[str, str | None], Any] | None = None
         self._lock = threading.Lock()  # the GRPO tab and Reason may both ask for a policy
+        # Only generation runs inside a ZeroGPU call: loading stays in the main process, where it
+        # happens once (at start-up for the default policy, tinyr1.app.build_app). Its arguments
+        # are plain data (ZeroGPU pickles them to its worker); the policy comes from the cache.
+        self.generate = zero_gpu(self._generate)
         #: Bytes uploaded per browser session (Reason's videos and the GRPO tab's datasets).
         self.uploads = UploadLedger()
+
+    def option(self, key: str | None) -> Any:
+        """The pickers' options, and what an API client may name besides: ``runs/NAME/final`` (the
+        same as ``runs/NAME``) and a run's checkpoint, ``runs/NAME/checkpoints/step-NNNNNN``."""
+        found = super().option(key)
+        if found is not None or not key:
+            return found
+        parts = key.strip().strip("/").split("/")
+        if len(parts) == 3 and parts[0] == "runs" and parts[2] == "final":
+            return super().option("/".join(parts[:2]))
+        if len(parts) == 4 and parts[0] == "runs" and parts[2] == "checkpoints" and parts[3].startswith("step-"):
+            from tinyr1.registry import PolicyOption
+
+            base = (Path(self.root) / "runs").resolve()
+            folder = (base / parts[1] / "checkpoints" / parts[3]).resolve()
+            if folder.parent.parent.parent == base and (folder / "config.json").is_file():
+                return PolicyOption(key="/".join(parts), label="/".join(parts), target=str(folder))
+        return None
 
     def loaded_description(self, target: str) -> dict[str, Any] | None:
         if self._loaded and self._loaded[0][0] == target:
@@ -228,22 +296,33 @@ class Workbench(PolicyCatalog):
         seed: int = 0,
         quantization: str = "none",
         config: RewardConfig = RewardConfig(),
+        should_stop: Callable[[], bool] | None = None,
     ) -> Iterator[ReasonStep]:
         """Stream one answer: frames first, then the think and answer text with the reward of the
-        text so far, then the final result. Bad input ends the stream with ``error`` set."""
+        text so far, then the final result. Bad input ends the stream with ``error`` set;
+        ``should_stop()`` turning true ends it at the next token with the partial text scored
+        (``result["stopped"]``)."""
+        stopped = should_stop or (lambda: False)
         started = time.perf_counter()
         answer = (answer or "").strip() or None
         options = list(options) if options else None
         try:  # before any model work: a 1 MB question is refused here, in microseconds
             check_reason(question or "", options, num_frames=int(num_frames or 0), max_new_tokens=int(max_new_tokens))
+            check_truth(answer, options)
         except LimitError as exc:
             yield _fail(str(exc), self.root)
+            return
+        except ValueError as exc:
+            yield _fail(str(exc)[0].upper() + str(exc)[1:] + ".", self.root)
             return
         prepared: dict[str, Any] = {}
         yield from self._prepare(video, question, policy, num_frames, quantization, prepared)
         if not prepared:
             return
-        model, clip, n, result = prepared["model"], prepared["clip"], prepared["n"], prepared["result"]
+        clip, n, result = prepared["clip"], prepared["n"], prepared["result"]
+        if stopped():  # Stop while the policy or the frames were loading
+            yield self._step("", answer, options, config, result, started, done=True, stopped=True)
+            return
 
         from tinyr1.policy import GenerationSettings, PolicyError  # only here: the import pulls in torch
 
@@ -255,27 +334,43 @@ class Workbench(PolicyCatalog):
         except ValueError as exc:  # PolicyError: a setting out of range, said plainly
             yield _fail(f"Bad generation settings: {exc}", self.root)
             return
-        text, last = "", 0.0
-        stream = model.stream(clip.frames, question, options, settings)
+        text, last, interrupted = "", 0.0, False
+        stream = self.generate(prepared["policy"], quantization, clip.frames, question, options, settings)
+        closed_from_outside = True  # until the loop below ends by itself
         try:
             for text in stream:
+                if stopped():
+                    interrupted = True
+                    break
                 now = time.perf_counter()
                 if now - last < STREAM_INTERVAL:
                     continue  # the final text is yielded after the loop in any case
                 last = now
                 yield self._step(text, answer, options, config, result, started, done=False)
+            closed_from_outside = False
         except PolicyError as exc:  # the prompt and max new tokens do not fit the context: refused
+            closed_from_outside = False
             yield _fail(str(exc), self.root)
             return
         except Exception as exc:
+            closed_from_outside = False
             traceback.print_exc()
             yield _fail(f"Generation failed: {type(exc).__name__}: {exc}", self.root)
             return
         finally:
+            _close_stream(stream, in_thread=closed_from_outside)
+        yield self._step(text, answer, options, config, result, started, done=True, stopped=interrupted)
+
+    def _generate(self, policy: str, quantization: str | None, frames: Any, question: str,
+                  options: list[str] | None, settings: Any) -> Iterator[str]:
+        """The policy's text so far, streamed (the part of Reason that needs the accelerator)."""
+        stream = self.load_policy(policy, quantization).stream(frames, question, options, settings)
+        try:
+            yield from stream
+        finally:
             close = getattr(stream, "close", None)
             if close is not None:
                 close()  # on Stop: ends the policy's generation thread too
-        yield self._step(text, answer, options, config, result, started, done=True)
 
     def _prepare(self, video: str | None, question: str, policy: str | None, num_frames: int, quantization: str,
                  out: dict[str, Any]) -> Iterator[ReasonStep]:
@@ -310,6 +405,8 @@ class Workbench(PolicyCatalog):
             yield _fail(f"{str(exc).rstrip('.')}. Upload a video file (mp4, webm, mov…) that plays in a video player.", self.root)
             return
         frames = frame_gallery(clip.frames, clip.timestamps)
+        head, sep, tail = banner.partition("\n\n")  # in the policy's line, before any how-to paragraph
+        banner = f"{head} · **{len(frames)} frames this run**{sep}{tail}"  # the policy's own count may differ
         meta = getattr(clip, "meta", None)
         clip_info = f"{len(frames)} frames of a {getattr(meta, 'duration', 0) or 0:.1f} s clip" if meta else f"{len(frames)} frames"
         result: dict[str, Any] = {
@@ -319,7 +416,7 @@ class Workbench(PolicyCatalog):
             "error": None,
         }
         yield ReasonStep(status=f"Generating with **{policy}** on {clip_info}…", frames=frames, banner=banner, result=dict(result))
-        out.update(model=model, clip=clip, n=n, result=result)
+        out.update(model=model, clip=clip, n=n, result=result, policy=policy)
 
     @staticmethod
     def _step(
@@ -330,16 +427,34 @@ class Workbench(PolicyCatalog):
         result: dict[str, Any],
         started: float,
         done: bool,
+        stopped: bool = False,
     ) -> ReasonStep:
         think, said = partial_view(text)
         b = score(text, answer, options, config)
         seconds = time.perf_counter() - started
-        result.update(completion=text, think=think, answer=said, reward=b.to_dict(), done=done, seconds=round(seconds, 3))
-        if done:
+        result.update(completion=text, think=think, answer=said, reward=b.to_dict(), done=done, seconds=round(seconds, 3),
+                      stopped=stopped)
+        if stopped:
+            status = (f"⏹ **Stopped** after {seconds:.1f} s: the reward of the partial text ({len(text)} characters) · "
+                      + reward_summary(b))
+        elif done:
             status = f"Done in {seconds:.1f} s · " + reward_summary(b)
         else:
             status = f"Generating… {len(text)} characters so far ({seconds:.1f} s)"
         return ReasonStep(status=status, think=think, answer=said, table=reward_table(b, config, generating=not done), result=dict(result))
+
+
+def _close_stream(stream: Any, *, in_thread: bool) -> None:
+    """Close the policy's stream, which stops its generation thread and waits for it. ``in_thread``
+    when the Reason generator itself is being closed from outside (an API client's cancel): gradio
+    does that on its event loop, which must not wait for a generation thread."""
+    close = getattr(stream, "close", None)
+    if close is None:
+        return
+    if in_thread:
+        threading.Thread(target=close, name="tinyr1-close-stream", daemon=True).start()
+    else:
+        close()
 
 
 def _fail(message: str, root: str | Path | None = None) -> ReasonStep:
@@ -348,6 +463,11 @@ def _fail(message: str, root: str | Path | None = None) -> ReasonStep:
     if root is not None:
         message = relative_paths(message, root)
     return ReasonStep(status=f"⚠️ {md_text(message)}", error=message, result={"error": message, "done": True})
+
+
+def _session(request: Any) -> str:
+    """The browser session a request comes from ("" without one: a direct call)."""
+    return str(getattr(request, "session_hash", None) or "")
 
 
 def _describe(policy: Any) -> dict[str, Any] | None:
@@ -367,20 +487,26 @@ class ReasonTab:
     """The Reason tab's components and listeners; built inside a ``gr.Tab``. Its handlers are
     its methods (``reason`` is ``/reason``)."""
 
-    def __init__(self, bench: Workbench, default_policy: str | None) -> None:
+    def __init__(self, bench: Workbench, default_policy: str | None, quantization: str | None = None) -> None:
         self.bench = bench
         self.default_policy = default_policy
-        self.banner = gr.Markdown(bench.banner(default_policy), elem_id="tinyr1-banner")
+        self._stops: dict[str, threading.Event] = {}  # browser session -> its Reason run's stop event
+        self.default_quantization = quantization or "none"
+        # the opening policy's recommended settings (a registry policy's), as a later pick would set
+        self.defaults = bench.recommended_settings(default_policy) or {}
+        self.banner = gr.Markdown(bench.banner(default_policy), elem_id="tinyr1-banner", label="Policy banner")
         with gr.Row():
             with gr.Column(scale=5):
                 self._inputs(bench.policy_choices())
             with gr.Column(scale=7):
                 self._outputs()
-        examples = find_examples(bench.root)
+        examples = load_examples(bench.root)
         if examples:
+            # Labels say which clips are the policy's own kind (synthetic world) and which are real.
             gr.Examples(
-                examples=examples, inputs=[self.video, self.question, *self.opt_boxes, self.answer_truth],
-                label="Examples (synthetic-world clips and real clips)", examples_per_page=6,
+                examples=[e.row for e in examples], inputs=[self.video, self.question, *self.opt_boxes, self.answer_truth],
+                example_labels=[e.label for e in examples], label="Examples: world clips are what the tiny policy knows; the real clip is not",
+                examples_per_page=8, elem_id="reason-examples",
             )
         self._wire()
 
@@ -401,26 +527,33 @@ class ReasonTab:
         with gr.Row():
             self.policy_dd = gr.Dropdown(
                 choices=choices, value=self.default_policy, label="Policy", elem_id="reason-policy", scale=4,
+                allow_custom_value=True,  # /reason takes runs/NAME/final or a run's checkpoint too; option() checks it
                 info="the registry's policies that are here or downloadable, then runs/NAME/final",
             )
             self.refresh = gr.Button("↻ Rescan", scale=1, size="sm")
         with gr.Accordion("Policies: size, memory, how to get the missing ones", open=False):
             self.policy_md = gr.Markdown(self.bench.policy_info(), elem_id="reason-policy-info")
         with gr.Accordion("Generation settings", open=False):
-            self.frames = gr.Slider(0, 32, value=0, step=1, label="Frames sampled (0 = the policy's own)")
-            self.temperature = gr.Slider(0, 2, value=0.0, step=0.05, label="Temperature (0 = greedy)")
-            self.top_p = gr.Slider(0.05, 1, value=1.0, step=0.05, label="Top-p")
-            self.max_new = gr.Slider(16, 1024, value=256, step=16, label="Max new tokens")
-            self.seed = gr.Number(value=0, precision=0, label="Seed")
-            self.quant = gr.Radio(list(QUANTIZATIONS), value="none", label="Quantization (nf4/int8 need bitsandbytes)")
+            d = self.defaults
+            self.frames = gr.Slider(0, 32, value=d.get("frames", 0), step=1, label="Frames sampled (0 = the policy's own)",
+                                    elem_id="reason-frames-n")
+            self.temperature = gr.Slider(0, 2, value=d.get("temperature", 0.0), step=0.05, label="Temperature (0 = greedy)",
+                                         elem_id="reason-temperature")
+            self.top_p = gr.Slider(0.05, 1, value=d.get("top_p", 1.0), step=0.05, label="Top-p", elem_id="reason-top-p")
+            self.max_new = gr.Slider(16, 1024, value=d.get("max_new_tokens", 256), step=16, label="Max new tokens",
+                                     elem_id="reason-max-new")
+            self.seed = gr.Number(value=d.get("seed", 0), precision=0, label="Seed")
+            self.quant = gr.Radio(list(QUANTIZATIONS), value=self.default_quantization,
+                                  label="Quantization (nf4/int8 need bitsandbytes and a CUDA GPU)", elem_id="reason-quant")
         with gr.Row():
             self.run = gr.Button("Reason", variant="primary", elem_id="reason-run")
             self.stop = gr.Button("Stop", variant="stop", elem_id="reason-stop")
 
     def _outputs(self) -> None:
-        self.status = gr.Markdown("Upload a clip (or pick an example), then press **Reason**.", elem_id="reason-status")
+        self.status = gr.Markdown("Upload a clip (or pick an example), then press **Reason**.", elem_id="reason-status",
+                                  label="Status")
         self.gallery = gr.Gallery(
-            label="Frames the policy sees (number · time in the video)", columns=8, height=180,
+            label="Frames the policy sees (number · time in the video)", columns=8, height=240,
             object_fit="contain", elem_id="reason-frames", preview=False,
         )
         self.think = gr.Textbox(label="Think", lines=6, max_lines=14, autoscroll=True, elem_id="reason-think")
@@ -442,9 +575,12 @@ class ReasonTab:
         inputs = [self.video, self.question, *self.opt_boxes, self.answer_truth, self.policy_dd, self.frames,
                   self.temperature, self.top_p, self.max_new, self.seed, self.quant]
         outputs = [self.status, self.gallery, self.think, self.answer_out, self.chart, self.table, self.result, self.banner]
-        event = self.run.click(zero_gpu(self.reason), inputs=inputs, outputs=outputs, api_name="reason",
-                               concurrency_id=MODEL_QUEUE, concurrency_limit=1)
-        self.stop.click(None, cancels=[event])
+        # Arm first (at once, outside the queue), so that a Stop pressed while the run still waits
+        # for the model stops it too; then the run itself, which Stop ends with a stopped state.
+        self.run.click(self.arm, api_visibility="private", queue=False).then(
+            self.reason, inputs=inputs, outputs=outputs, api_name="reason",
+            concurrency_id=MODEL_QUEUE, concurrency_limit=1)
+        self.stop.click(self.request_stop, api_visibility="private", queue=False)
         self.policy_dd.change(
             self.select_policy, inputs=self.policy_dd,
             outputs=[self.banner, self.frames, self.temperature, self.top_p, self.max_new, self.seed],
@@ -473,45 +609,71 @@ class ReasonTab:
     ) -> Iterator[dict[Any, Any]]:
         """Stream the policy's think text and answer on a video, with the frames it saw and the
         live reward. Outputs: status, frames, think, answer, reward chart, reward table, result
-        JSON (its `reward` holds the breakdown; `done` is true on the last update)."""
+        JSON (its `reward` holds the breakdown; `done` is true on the last update, `stopped` when
+        Stop ended it early)."""
         try:
             options = collect_options(option_a, option_b, option_c, option_d)
             # The upload counts against its session's total (the server already bounds each file).
             self.bench.uploads.charge(getattr(request, "session_hash", None), [video])
         except ValueError as exc:  # LimitError is a ValueError
             gr.Warning(str(exc))
-            yield {self.status: f"⚠️ {md_text(str(exc))}", self.result: {"error": str(exc), "done": True}}
+            yield {self.status: f"⚠️ {md_text(str(exc))}", self.gallery: [], self.think: "", self.answer_out: "",
+                   self.chart: reward_chart(empty_table()), self.table: empty_table(),
+                   self.result: {"error": str(exc), "done": True}, self.banner: self.bench.banner(policy or self.default_policy)}
             return
-        first = True
+        session = _session(request)
+        stop = self._stops.setdefault(session, threading.Event())  # armed by the click, or new (an API call)
+        # Every output on every update but the frames, so that an API client gets plain values, not
+        # gradio's "unchanged" marker. The frames go once: gradio_client downloads every file of
+        # every update, and sending 16 thumbnails with each streamed token made a short /reason
+        # take ~10 s instead of ~1.
+        shown: dict[Any, Any] = {self.status: "", self.think: "", self.answer_out: "",
+                                 self.chart: reward_chart(empty_table()), self.table: empty_table(), self.result: {},
+                                 self.banner: self.bench.banner(policy or self.default_policy)}
         thumbs = Path(tempfile.mkdtemp(prefix="tinyr1-frames-"))
+        first = True  # the first update clears the last run's frames
         try:
             for step in self.bench.reason(
                 video, question, options, answer, policy or self.default_policy,
                 num_frames=int(frames), temperature=temperature, top_p=top_p,
-                max_new_tokens=int(max_new_tokens), seed=int(seed), quantization=quantization,
+                max_new_tokens=int(max_new_tokens), seed=int(seed), quantization=quantization or self.default_quantization,
+                should_stop=stop.is_set,
             ):
-                yield self._show(step, first, thumbs)
+                update = self._show(step, thumbs)
+                frames = update.pop(self.gallery, None)
+                shown.update(update)
+                if frames is not None or first:
+                    yield {**shown, self.gallery: frames if frames is not None else []}
+                else:
+                    yield dict(shown)
                 first = False
         finally:
+            if self._stops.get(session) is stop:
+                del self._stops[session]  # a Stop pressed after the run has nothing to stop
             # Gradio has copied each yielded file into its cache by the time the generator resumes.
             shutil.rmtree(thumbs, ignore_errors=True)
 
-    def _show(self, step: ReasonStep, first: bool, thumbs: Path) -> dict[Any, Any]:
-        """One step as component updates; panels left out are unchanged (the frames, above all,
-        are not sent again)."""
+    def arm(self, request: gr.Request | None = None) -> None:
+        """A Reason click: a fresh stop event for this browser session (before the run is queued)."""
+        self._stops[_session(request)] = threading.Event()
+
+    def request_stop(self, request: gr.Request | None = None) -> None:
+        """Stop: the session's run ends at its next token with a stopped state (see the module
+        docstring); nothing happens when no run is armed or running."""
+        stop = self._stops.get(_session(request))
+        if stop is not None:
+            stop.set()
+
+    def _show(self, step: ReasonStep, thumbs: Path) -> dict[Any, Any]:
+        """The outputs a step changes (the frames once, the text and reward while it streams)."""
         if step.error:
             gr.Warning(step.error)
         update: dict[Any, Any] = {self.status: step.status, self.result: step.result}
         if step.frames is not None:
             update[self.gallery] = save_frames(step.frames, thumbs)
-        elif first:
-            update[self.gallery] = []
-        table = step.table
-        if table is None and first:  # a new run: clear the last run's text and reward
-            table = empty_table()
-        if table is not None:
-            update.update({self.think: step.think, self.answer_out: step.answer, self.chart: reward_chart(table),
-                           self.table: table})
+        if step.table is not None:
+            update.update({self.think: step.think, self.answer_out: step.answer, self.chart: reward_chart(step.table),
+                           self.table: step.table})
         if step.banner:
             update[self.banner] = step.banner
         return update

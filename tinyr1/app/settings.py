@@ -3,6 +3,13 @@
     TINYR1_QUEUE_SIZE=32 python app.py              # let more requests wait for the model
     TINYR1_MAX_UPLOAD_BYTES=200000000 python app.py # a larger upload limit (tinyr1.limits)
     TINYR1_RUNS_MAX_COUNT=5 python app.py           # keep at most 5 runs the app started
+    TINYR1_POLICY=tiny-grpo python app.py           # open on this policy (a picker key, alias or folder)
+    TINYR1_QUANTIZATION=int8 python app.py          # and load it this way (none, nf4, int8)
+
+Which policy the app opens on: TinyLLaVA-Video-R1 in nf4 where ``cuda_available()`` and its
+weights are here or downloadable, else the embedded tiny policy (tinyr1.policy.spec.serving_default).
+On ZeroGPU (``on_zero_gpu()``) that policy is loaded once at start-up, outside any GPU call, as
+ZeroGPU's documentation asks, and ``zero_gpu`` wraps only the generation (Workbench.generate).
 
 Disk rules of a public app (docs/RELIABILITY.md, "Public app"): gradio's copies of uploads are
 deleted once used and, in any case, after ``UPLOAD_MAX_AGE_S``; runs the app started
@@ -67,7 +74,32 @@ CSS = """
 #tinyr1-banner {border-left: 4px solid var(--color-accent); padding-left: 0.8em;}
 #reason-answer textarea {font-size: 1.25em; font-weight: 600;}
 #reason-status, #lab-status {min-height: 2em;}
+/* Frames: as many columns as fit (3 on a phone, 5 beside the inputs on a desktop; more scroll) instead of a fixed 8 that
+   overflow a narrow column, and captions ("#12 · 10.50 s") small enough to show whole. */
+#reason-frames .grid-container {grid-template-columns: repeat(auto-fill, minmax(100px, 1fr)) !important;
+  grid-template-rows: none !important; grid-auto-rows: auto !important;}
+#reason-frames .caption-label {max-width: calc(100% - 4px); font-size: 0.7em; padding: 1px 4px;
+  white-space: nowrap; overflow: visible; text-overflow: clip;}
 """
+
+
+def cuda_available() -> bool:
+    """Whether torch sees a CUDA device (on ZeroGPU, ``spaces`` makes this true at start-up)."""
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def on_zero_gpu() -> bool:
+    """A ZeroGPU Space: the ``spaces`` package importable and ``SPACES_ZERO_GPU`` set (what
+    ``spaces`` itself reads; elsewhere its ``GPU`` decorator returns the function unchanged)."""
+    if os.environ.get("SPACES_ZERO_GPU", "").strip().lower() not in ("1", "t", "true"):
+        return False
+    try:
+        import spaces  # type: ignore[import-not-found]  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def zero_gpu(fn: Callable) -> Callable:

@@ -91,6 +91,27 @@ def reward_chart(table: pd.DataFrame) -> pd.DataFrame:
     return table[["part", "value"]].copy()
 
 
+def accuracy_change(after: dict[str, Any], before: dict[str, Any] | None = None) -> str:
+    """Held-out accuracy with its sample size and standard error, and how far a change is from
+    noise: "87.5% ± 11.7 on 8 questions (was 75.0% ± 15.3; the change is 0.6 standard errors:
+    within noise)". The standard error is the binomial one, sqrt(p (1 - p) / n); that of a change
+    adds both (independent evaluations), floored at 1/n so a 100% is not read as certain."""
+
+    def se(report: dict[str, Any]) -> float:
+        n = max(1, int(report.get("n") or 0))
+        p = float(report["accuracy"])
+        return max(math.sqrt(p * (1 - p) / n), 1 / n)
+
+    n = int(after.get("n") or 0)
+    text = f"{after['accuracy']:.1%} ± {se(after):.1%} on {n} question{'s' if n != 1 else ''}"
+    if not before:
+        return text
+    diff = float(after["accuracy"]) - float(before["accuracy"])
+    z = diff / math.hypot(se(after), se(before))
+    verdict = "within noise" if abs(z) < 2 else "beyond noise"
+    return f"{text} (was {before['accuracy']:.1%} ± {se(before):.1%}; the change is {abs(z):.1f} standard errors: {verdict})"
+
+
 def reward_summary(b: RewardBreakdown) -> str:
     """One Markdown line: the total (or the what-ifs) and the format verdict."""
     # A code span that the error's own backticks cannot close (it quotes the completion's text).

@@ -49,7 +49,7 @@ def prepare_upload(jsonl: str | Path | None, videos: Sequence[str | Path] | None
             raise DatasetError(f"{source.name}: expected a .jsonl file (one JSON object per line) or a .zip")
         table = folder / source.name
         shutil.copyfile(source, table)
-        uploaded = [Path(v) for v in (videos or [])]
+        uploaded = _videos_of(videos, folder)
     by_name: dict[str, Path] = {}
     for video in uploaded:
         target = pool / video.name
@@ -80,6 +80,25 @@ def prepare_upload(jsonl: str | Path | None, videos: Sequence[str | Path] | None
         raise DatasetError(f"GRPO needs the right answer of every question; {len(unanswered)} rows have none: "
                            + ", ".join(unanswered[:5]) + ("..." if len(unanswered) > 5 else ""), path=source.name)
     return resolved
+
+
+def _videos_of(videos: Sequence[str | Path] | None, folder: Path) -> list[Path]:
+    """The uploaded video files, a .zip among them unpacked (its videos, at any depth, count as
+    uploaded); a zip that holds no video is an error that says so, never silently nothing."""
+    from tinyr1.data import DatasetError
+
+    out: list[Path] = []
+    for i, video in enumerate(Path(v) for v in (videos or [])):
+        if video.suffix.lower() != ".zip":
+            out.append(video)
+            continue
+        unpacked = folder / f"videos-zip-{i}"
+        _unzip(video, unpacked)
+        found = sorted(p for p in unpacked.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+        if not found:
+            raise DatasetError(f"{video.name}: this zip holds no video file ({', '.join(VIDEO_SUFFIXES)})")
+        out.extend(found)
+    return out
 
 
 def _unzip(archive: Path, out: Path) -> None:

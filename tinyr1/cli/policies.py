@@ -5,7 +5,7 @@
     tinyr1 policies --no-probe      # never try to reach the hub (also implied by HF_HUB_OFFLINE=1)
 
 An entry is available when its weights are on this machine or can be downloaded now; otherwise
-the last column says how to get it. Memory is the weights alone in GB (1e9 bytes), computed from
+the last column says how to get it. Memory is the weights alone, in GB (1e9 bytes) or MB, computed from
 the architecture (tinyr1/registry.py; docs/POLICIES.md explains the figures). Any id or alias
 listed here works as ``tinyr1 reason --policy ID``.
 """
@@ -34,11 +34,13 @@ def _params(n: int | None) -> str:
     return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.2f}M"
 
 
-def _gb(entry, key: str) -> str:
+def _size(entry, key: str) -> str:
+    """The weights' size with its unit in the cell (GB from 0.1 GB, else MB): the tiny policies'
+    few MB and the real ones' GB share a column."""
     value = entry.memory_gb.get(key)
     if value is None:
         return "?"
-    return f"{value:.2f}" if value >= 0.1 else f"{value * 1000:.1f}MB"
+    return f"{value:.2f} GB" if value >= 0.1 else f"{value * 1000:.1f} MB"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,9 +50,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([e.to_dict() for e in entries], indent=1))
         return 0
-    header = ("id", "kind", "ready", "params", "bf16 GB", "int8 GB", "nf4 GB")
-    rows = [(e.id, e.kind, "yes" if e.available else "no", _params(e.params), _gb(e, "bf16"), _gb(e, "int8"),
-             _gb(e, "nf4")) for e in entries]
+    header = ("id", "kind", "ready", "params", "bf16", "int8", "nf4")
+    rows = [(e.id, e.kind, "yes" if e.available else "no", _params(e.params), _size(e, "bf16"), _size(e, "int8"),
+             _size(e, "nf4")) for e in entries]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
     print(line(header))

@@ -17,6 +17,8 @@ Ctrl-C stops after writing a checkpoint of the last completed step; the same com
 ``--eval-before`` / ``--eval-after`` evaluate on held-out questions (``tinyr1 eval``'s report,
 greedy unless ``--eval-temperature``): the world's test split, or ``--eval-data``; both go to
 OUT/eval.json. The sequence (load, evaluate, train, evaluate) is tinyr1.runs', as in the app.
+A run that cannot learn (the format never holds, or most groups score all answers alike) is said
+during the run and at the end, with what to change (tinyr1.runs.diagnose).
 """
 from __future__ import annotations
 
@@ -236,6 +238,10 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(summary, indent=2))
         else:
+            if summary.get("diagnosis"):  # said on stderr: stdout keeps its one line for scripts
+                d = summary["diagnosis"]
+                print(f"tinyr1 train: this run learned (almost) nothing. {d['message']}\nWhat to change: {d['advice']}",
+                      file=sys.stderr)
             print(f"trained policy: {summary['final']}")
     return 0
 
@@ -265,10 +271,14 @@ def _follow(events, args: argparse.Namespace, world, summary: dict[str, Any]) ->
                 bar.update(1)
                 if record.eval and not args.json:
                     bar.write(_line(f"step {record.step}", record.eval))
+            elif isinstance(event, runs.CannotLearn):
+                if show:
+                    bar.write(f"warning at step {event.step}: {event.diagnosis.text()}", file=sys.stderr)
             elif isinstance(event, runs.Finished):
                 summary["seconds"] = round(event.seconds, 1)
                 summary["last_metrics"] = event.last_metrics
                 summary["final"] = str(event.final.resolve())
+                summary["diagnosis"] = event.diagnosis.to_dict() if event.diagnosis else None
     except KeyboardInterrupt:
         events.close()  # writes a checkpoint of the last completed step
         bar.close()

@@ -3,6 +3,7 @@
     from tinyr1.policy.spec import GenerationSettings, PolicyError, POLICIES_DIR, QUANTIZATIONS
     settings = GenerationSettings(temperature=0.0)            # greedy
     path = default_policy_path()                              # the embedded tiny-grpo, usually
+    serving_default(["tiny-grpo", GPU_POLICY], cuda=True)     # what the app opens on: R1 in nf4
 
 This module is the leaf of tinyr1.policy: it imports nothing heavy (no torch, no transformers),
 so the registry, the CLI's argument parsing and the app's plain functions can use these facts
@@ -146,6 +147,48 @@ def default_policy_path() -> Path:
     )
 
 
+#: The policy the app opens on where a CUDA device can run it (its weights here, or the hub
+#: reachable), and how it is quantized there: 3.2 GB of nf4 weights fit a T4's 16 GB with room for
+#: 16 frames and 1024 new tokens (docs/POLICIES.md).
+GPU_POLICY = "Zhang199/TinyLLaVA-Video-R1"
+GPU_QUANTIZATION = "nf4"
+
+
+def serving_default(available: "list[str] | tuple[str, ...]", *, cuda: bool, env: "dict[str, str] | None" = None,
+                    ) -> tuple[str | None, str | None, str]:
+    """(policy key, quantization, why) the app opens on, from the keys its pickers offer
+    (``available``, the default first) and whether a CUDA device is here.
+
+    ``TINYR1_POLICY`` (a key the pickers offer, a registry id or a folder already listed first)
+    and ``TINYR1_QUANTIZATION`` (none, nf4, int8) override; otherwise TinyLLaVA-Video-R1 in nf4
+    when ``cuda`` and it is offered, else the first key (the embedded tiny policy) in full
+    precision. ``why`` is one sentence for the log and the banner."""
+    env = dict(os.environ if env is None else env)
+    chosen_env = (env.get("TINYR1_POLICY") or "").strip()
+    quant_env = (env.get("TINYR1_QUANTIZATION") or "").strip().lower()
+    quantization: str | None = None
+    if quant_env:
+        try:
+            quantization = normalize_quantization(quant_env)
+        except PolicyError as exc:
+            quant_env = ""
+            print(f"[tinyr1] ignoring TINYR1_QUANTIZATION: {exc}")
+    first = next(iter(available), None)
+    chosen, why = first, ("no CUDA device here" if not cuda else f"{GPU_POLICY} is neither here nor downloadable")
+    if first is not None and first.endswith("($TINYR1_POLICY)"):
+        chosen, why = first, "TINYR1_POLICY names this folder"
+    elif chosen_env and any(k.lower() == chosen_env.lower() for k in available):
+        chosen, why = next(k for k in available if k.lower() == chosen_env.lower()), "TINYR1_POLICY names it"
+    else:
+        if chosen_env:
+            print(f"[tinyr1] TINYR1_POLICY={chosen_env!r} is not among the policies here ({', '.join(available) or 'none'})")
+        if cuda and GPU_POLICY in available:
+            chosen, why = GPU_POLICY, "a CUDA device is here"
+    if chosen == GPU_POLICY and cuda and not quant_env:
+        quantization = GPU_QUANTIZATION  # its memory figure on a GPU (nf4 needs CUDA)
+    return chosen, quantization, why
+
+
 def default_start_policy_path() -> Path:
     """Where GRPO starts when no policy is named: the embedded cold start
     (``assets/policies/tiny-coldstart``, the paper's pipeline: GRPO follows the cold start), else
@@ -170,6 +213,8 @@ def is_path_like(text: str) -> bool:
 __all__ = [
     "COLDSTART_POLICY",
     "DEFAULT_POLICIES",
+    "GPU_POLICY",
+    "GPU_QUANTIZATION",
     "GRPO_POLICY",
     "GenerationSettings",
     "POLICIES_DIR",
@@ -189,4 +234,5 @@ __all__ = [
     "default_start_policy_path",
     "is_path_like",
     "normalize_quantization",
+    "serving_default",
 ]
