@@ -33,6 +33,7 @@ __all__ = [
     "MIN_OPTIONS",
     "MAX_OPTIONS",
     "check_option_count",
+    "check_options",
     "limits_table",
 ]
 
@@ -137,6 +138,14 @@ def check_option_count(n: int, what: str = "options") -> None:
             f"{what}: {n} given; a question has {MIN_OPTIONS} to {MAX_OPTIONS} options (letters A-J; not configurable)",
             limit="options", seen=n, maximum=MAX_OPTIONS, env=None,
         )
+
+
+def check_options(options: list[str] | tuple[str, ...], what: str = "options") -> None:
+    """The option count (check_option_count) and each option's length (OPTION_CHARS), one rule
+    for every place a question's options come in."""
+    check_option_count(len(options), what)
+    for letter, option in zip("ABCDEFGHIJ", options):  # tinyr1.format.LETTERS (this module imports none of tinyr1)
+        OPTION_CHARS.check(len(option or ""), f"option {letter}")
 
 
 def limits_table() -> str:

@@ -59,9 +59,7 @@ def check_text(question: str, options: Sequence[str] | None) -> None:
     """The question's and each option's length, and the option count (2-10, or none)."""
     limits.QUESTION_CHARS.check(len(question or ""), "the question")
     if options:
-        limits.check_option_count(len(options))
-        for letter, option in zip("ABCDEFGHIJ", options):
-            limits.OPTION_CHARS.check(len(option or ""), f"option {letter}")
+        limits.check_options(options)
 
 
 def check_reason(question: str, options: Sequence[str] | None, *, num_frames: int, max_new_tokens: int) -> None:
@@ -76,9 +74,7 @@ def check_completion(completion: str, options: Sequence[str] | None) -> None:
     """A completion to score (/reward, the Reward lab) and its options."""
     limits.COMPLETION_CHARS.check(len(completion or ""), "the completion")
     if options:
-        limits.check_option_count(len(options))
-        for letter, option in zip("ABCDEFGHIJ", options):
-            limits.OPTION_CHARS.check(len(option or ""), f"option {letter}")
+        limits.check_options(options)
 
 
 def check_grpo(config: Any, *, minutes: float | None = None) -> None:

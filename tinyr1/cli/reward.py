@@ -70,9 +70,7 @@ def _check_question(answer: str | None, options: list[str] | None) -> None:
     """The options and the truth follow the dataset rules (tinyr1.data): one rule everywhere."""
     if options is None:
         return
-    limits.check_option_count(len(options), "--options")
-    for letter, option in zip(LETTERS, options):
-        limits.OPTION_CHARS.check(len(option), f"option {letter}")
+    limits.check_options(options, "--options")
     letter = truth_letter(answer, options) if answer is not None and answer.strip() else None
     offered = LETTERS[: len(options)]
     if letter is not None and letter not in offered:
