@@ -137,7 +137,7 @@ def _one_request(url: str, row: dict, max_new_tokens: int, seed: int) -> tuple[s
             answer=row.get("answer") or "", max_new_tokens=max_new_tokens, temperature=1.0, seed=seed,
             api_name="/reason",
         )
-        result = out[6]
+        result = out[5]
         if isinstance(result, dict) and result.get("done") and not result.get("error") and "reward" in result:
             return "answered", time.perf_counter() - started, ""
         return "error", time.perf_counter() - started, f"unexpected result: {str(result)[:200]}"

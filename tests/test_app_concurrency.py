@@ -18,7 +18,7 @@ from app_support import launched_app
 
 pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")
 
-GALLERY, RESULT, TRAIN_JSON = 1, 6, 8
+RESULT, TRAIN_JSON = 5, 8
 SHORT = dict(max_new_tokens=48, temperature=1.0, seed=1)
 TRAIN_FAST = dict(data_source="world", world_n=4, preset="tiny", prompts_per_step=2, num_generations=2,
                   max_new_tokens=16, eval_before=False, eval_n=0)
@@ -88,9 +88,11 @@ def test_reason_takes_a_tuned_run_and_its_checkpoint_and_names_its_outputs(clien
         outputs = list(job) or [job.result()]
         last = job.outputs()[-1]
         assert last[RESULT]["done"] and last[RESULT]["error"] is None and last[RESULT]["policy"] == policy
-        for update in job.outputs():  # plain values only, but for the frames: they are sent once
+        for update in job.outputs():  # plain values only, on every update: no "unchanged" marker
             marked = [i for i, v in enumerate(update) if isinstance(v, dict) and "__type__" in v]
-            assert marked in ([], [GALLERY]), update
+            assert marked == [], update
+            assert len(update) == 7 and not any(isinstance(v, (list, tuple)) and v and isinstance(v[0], dict)
+                                                and "image" in v[0] for v in update)  # no gallery of files
     bad = client.predict(**example, policy="runs/../../etc", **SHORT, api_name="/reason")[RESULT]
     assert bad["done"] and "unknown policy" in bad["error"]
     returns = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/reason"]["returns"]

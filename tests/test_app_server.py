@@ -23,7 +23,7 @@ from tinyr1.app.settings import MAX_FILE_SIZE, QUEUE_SIZE
 
 from app_support import ROOT, bad_uploads, launched_app
 
-STATUS, GALLERY, THINK, ANSWER, CHART, TABLE, RESULT, BANNER = range(8)  # /reason's outputs
+STATUS, THINK, ANSWER, CHART, TABLE, RESULT, BANNER = range(7)  # /reason's outputs (the frames stay in the page)
 pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")  # inside gradio's queue
 
 SHORT = dict(max_new_tokens=48, temperature=1.0, seed=1)  # sampled: the text varies, tokens are few

@@ -42,6 +42,6 @@ def test_the_snippets_run_against_the_served_app(monkeypatch):
             exec(compile(code.replace(README_URL, app.url), "README.md", "exec"), namespace)  # noqa: S102
     assert namespace["result"]["done"] and namespace["result"]["error"] is None
     assert namespace["breakdown"]["format_ok"] and namespace["breakdown"]["total"] > 0
-    assert namespace["run"]["phase"] == "done" and namespace["tuned"][6]["error"] is None
+    assert namespace["run"]["phase"] == "done" and namespace["tuned"][5]["error"] is None
     assert os.path.isdir(app.root / namespace["run"]["run"] / "final")
     assert "runs/" in printed.getvalue()

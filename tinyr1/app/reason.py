@@ -176,6 +176,16 @@ def save_frames(items: Sequence[tuple[np.ndarray, str]], folder: Path) -> list[t
     return out
 
 
+def show_frames(items: Sequence[tuple[np.ndarray, str]] | None) -> Iterator[list[tuple[str, str]]]:
+    """The gallery's value for the frames a run saw: JPEG files in a fresh folder, removed once
+    gradio has copied them into its cache (by the time the generator is resumed)."""
+    folder = Path(tempfile.mkdtemp(prefix="tinyr1-frames-"))
+    try:
+        yield save_frames(items or [], folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 # ------------------------------------------------------------------------------------ Reason
 
 
@@ -556,6 +566,11 @@ class ReasonTab:
             label="Frames the policy sees (number · time in the video)", columns=8, height=240,
             object_fit="contain", elem_id="reason-frames", preview=False,
         )
+        # The frames travel through a State, which gradio keeps out of the API: /reason's outputs
+        # stay plain JSON values on every streamed update (a gallery slot would be files, sent
+        # once, and gradio's "unchanged" marker after), and the gallery fills from the State's
+        # change event. The times of the frames are in the result JSON (``timestamps``).
+        self.frames_state = gr.State(None)
         self.think = gr.Textbox(label="Think", lines=6, max_lines=14, autoscroll=True, elem_id="reason-think")
         self.answer_out = gr.Textbox(label="Answer", lines=1, elem_id="reason-answer")
         with gr.Row(equal_height=False):
@@ -574,13 +589,17 @@ class ReasonTab:
     def _wire(self) -> None:
         inputs = [self.video, self.question, *self.opt_boxes, self.answer_truth, self.policy_dd, self.frames,
                   self.temperature, self.top_p, self.max_new, self.seed, self.quant]
-        outputs = [self.status, self.gallery, self.think, self.answer_out, self.chart, self.table, self.result, self.banner]
+        outputs = [self.status, self.frames_state, self.think, self.answer_out, self.chart, self.table, self.result,
+                   self.banner]
         # Arm first (at once, outside the queue), so that a Stop pressed while the run still waits
         # for the model stops it too; then the run itself, which Stop ends with a stopped state.
         self.run.click(self.arm, api_visibility="private", queue=False).then(
             self.reason, inputs=inputs, outputs=outputs, api_name="reason",
             concurrency_id=MODEL_QUEUE, concurrency_limit=1)
         self.stop.click(self.request_stop, api_visibility="private", queue=False)
+        # Its own queue without a limit: showing frames never waits for a model.
+        self.frames_state.change(show_frames, inputs=self.frames_state, outputs=self.gallery, api_visibility="private",
+                                 concurrency_id="frames", concurrency_limit=None)
         self.policy_dd.change(
             self.select_policy, inputs=self.policy_dd,
             outputs=[self.banner, self.frames, self.temperature, self.top_p, self.max_new, self.seed],
@@ -607,30 +626,27 @@ class ReasonTab:
         quantization: str = "none",
         request: gr.Request | None = None,
     ) -> Iterator[dict[Any, Any]]:
-        """Stream the policy's think text and answer on a video, with the frames it saw and the
-        live reward. Outputs: status, frames, think, answer, reward chart, reward table, result
-        JSON (its `reward` holds the breakdown; `done` is true on the last update, `stopped` when
-        Stop ended it early)."""
+        """Stream the policy's think text and answer on a video, with the live reward. Outputs:
+        status, think, answer, reward chart, reward table, result JSON (its `reward` holds the
+        breakdown, `timestamps` the times of the frames the policy saw; `done` is true on the last
+        update, `stopped` when Stop ended it early), policy banner."""
         try:
             options = collect_options(option_a, option_b, option_c, option_d)
             # The upload counts against its session's total (the server already bounds each file).
             self.bench.uploads.charge(getattr(request, "session_hash", None), [video])
         except ValueError as exc:  # LimitError is a ValueError
             gr.Warning(str(exc))
-            yield {self.status: f"⚠️ {md_text(str(exc))}", self.gallery: [], self.think: "", self.answer_out: "",
+            yield {self.status: f"⚠️ {md_text(str(exc))}", self.frames_state: [], self.think: "", self.answer_out: "",
                    self.chart: reward_chart(empty_table()), self.table: empty_table(),
                    self.result: {"error": str(exc), "done": True}, self.banner: self.bench.banner(policy or self.default_policy)}
             return
         session = _session(request)
         stop = self._stops.setdefault(session, threading.Event())  # armed by the click, or new (an API call)
-        # Every output on every update but the frames, so that an API client gets plain values, not
-        # gradio's "unchanged" marker. The frames go once: gradio_client downloads every file of
-        # every update, and sending 16 thumbnails with each streamed token made a short /reason
-        # take ~10 s instead of ~1.
+        # Every output on every update, so that an API client gets plain values, never gradio's
+        # "unchanged" marker; the frames (a State, outside the API) go once per run.
         shown: dict[Any, Any] = {self.status: "", self.think: "", self.answer_out: "",
                                  self.chart: reward_chart(empty_table()), self.table: empty_table(), self.result: {},
                                  self.banner: self.bench.banner(policy or self.default_policy)}
-        thumbs = Path(tempfile.mkdtemp(prefix="tinyr1-frames-"))
         first = True  # the first update clears the last run's frames
         try:
             for step in self.bench.reason(
@@ -639,19 +655,17 @@ class ReasonTab:
                 max_new_tokens=int(max_new_tokens), seed=int(seed), quantization=quantization or self.default_quantization,
                 should_stop=stop.is_set,
             ):
-                update = self._show(step, thumbs)
-                frames = update.pop(self.gallery, None)
+                update = self._show(step)
+                frames_now = update.pop(self.frames_state, None)
                 shown.update(update)
-                if frames is not None or first:
-                    yield {**shown, self.gallery: frames if frames is not None else []}
+                if frames_now is not None or first:
+                    yield {**shown, self.frames_state: frames_now if frames_now is not None else []}
                 else:
                     yield dict(shown)
                 first = False
         finally:
             if self._stops.get(session) is stop:
                 del self._stops[session]  # a Stop pressed after the run has nothing to stop
-            # Gradio has copied each yielded file into its cache by the time the generator resumes.
-            shutil.rmtree(thumbs, ignore_errors=True)
 
     def arm(self, request: gr.Request | None = None) -> None:
         """A Reason click: a fresh stop event for this browser session (before the run is queued)."""
@@ -664,13 +678,13 @@ class ReasonTab:
         if stop is not None:
             stop.set()
 
-    def _show(self, step: ReasonStep, thumbs: Path) -> dict[Any, Any]:
+    def _show(self, step: ReasonStep) -> dict[Any, Any]:
         """The outputs a step changes (the frames once, the text and reward while it streams)."""
         if step.error:
             gr.Warning(step.error)
         update: dict[Any, Any] = {self.status: step.status, self.result: step.result}
         if step.frames is not None:
-            update[self.gallery] = save_frames(step.frames, thumbs)
+            update[self.frames_state] = step.frames
         if step.table is not None:
             update.update({self.think: step.think, self.answer_out: step.answer, self.chart: reward_chart(step.table),
                            self.table: step.table})
