@@ -85,3 +85,17 @@ def test_given_values_reach_the_loaders():
     args = _parse("--device", "cuda:1", "--dtype", "bfloat16", "--quantization", "nf4", "--frames", "8")
     assert options.policy_kwargs(args) == {"quantization": "nf4", "device": "cuda:1", "dtype": "bfloat16"}
     assert options.generation_kwargs(args)["num_frames"] == 8
+
+
+@pytest.mark.parametrize("command", ["eval", "train"])
+def test_world_version_picks_the_world_of_the_split_questions(command):
+    from tinyr1.cli import build_parser
+    from tinyr1.world import WORLD_VERSION
+
+    extra = ["--steps", "1", "--out", "x", "--world-split", "train"] if command == "train" else []
+    args = build_parser().parse_args([command, *extra])
+    assert options.world_config(args).version == WORLD_VERSION
+    args = build_parser().parse_args([command, *extra, "--world-version", "3"])
+    assert options.world_config(args).version == 3
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([command, *extra, "--world-version", "9"])

@@ -7,6 +7,7 @@ Run: .venv/bin/pytest tests/test_train_tiny.py -q
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import os
 import re
@@ -122,6 +123,50 @@ def test_drill_rows_label_only_the_letters():
     labelled = [tok.decode([t]).strip() for t in ex.labels if t != -100]
     assert labelled == [text[a:b] for a, b in spans]
     assert ex.clip is None
+
+
+def test_first_last_drill_labels_the_conclusion_and_nothing_before_it():
+    from tinyr1.tiny.data import order_drill_pool
+    from tinyr1.tokenizer import train_tokenizer
+    from tinyr1.world import WorldConfig
+
+    config = WorldConfig(version=3)
+    samples = [make_sample(s, "order", config) for s in range(30)]
+    for s in samples:
+        text, [(a, b)] = texts.order_drill(s.question, s.options, s.think, s.answer_text, s.answer)
+        query = s.question.rsplit(" ", 1)[1].rstrip("?")  # "first" or "last"
+        assert text[a:b] == f" So the {query} colour is {s.answer_text}. Answer: {s.answer_text} {s.answer}."
+        assert "<image>" not in text and text.index(s.question) < a  # the question, no video, then the trace
+    corpus = [texts.order_drill(s.question, s.options, s.think, s.answer_text, s.answer)[0] for s in samples]
+    tok = train_tokenizer(corpus, 300, added_tokens=texts.option_tokens())
+    pool = order_drill_pool(tok, 6, config, seed=0)
+    assert len(pool) == 6 and all(e.clip is None for e in pool)
+    for e in pool:
+        labelled = tok.decode([t for t in e.labels if t != -100])
+        assert labelled.strip().startswith("So the") and "Answer:" in labelled and "appears" not in labelled
+    with pytest.raises(ValueError, match="order trace"):
+        texts.order_drill("Which colour appears first?", ["red", "blue"], "I do not know.", "red", "A")
+
+
+def test_temporal_preset_is_the_cold_start_on_world_3_with_the_first_last_drill():
+    t, c = PRESETS["temporal"], PRESETS["coldstart"]
+    assert t.world == {"version": 3} and t.order_drill > 0 and c.order_drill == 0
+    assert [dataclasses.astuple(s) for s in t.stages] == [dataclasses.astuple(s) for s in c.stages]
+
+
+def test_first_last_drill_rows_join_the_video_stages_drill_batches(tmp_path):
+    tt = importlib.import_module("tinyr1.tiny.train")  # the module (the package exports the function train)
+
+    cfg = dataclasses.replace(PRESETS["smoke"], world={"version": 3}, order_drill=3, order_drill_pool=5)
+    clips = tt.build_clips("train", cfg.train_clips, tmp_path / "data", tt.world_config(cfg), seed=cfg.seed,
+                           num_frames=cfg.num_frames, progress=False)
+    assert all(r.extra["facts"]["objects"] for r in clips.rows)
+    batches = tt.Batches(cfg, clips, tt.build_tokenizer(cfg, clips), 4)
+    names = [s.name for s in cfg.stages]
+    drill, coldstart = names.index("drill"), names.index("coldstart")
+    assert batches.get(drill, 0)["drill"]["input_ids"].shape[0] == cfg.stages[drill].drill_batch  # bare drill alone
+    assert batches.get(coldstart, 0)["drill"]["input_ids"].shape[0] == cfg.stages[coldstart].drill_batch + 3
+    assert (train(cfg, tmp_path / "run", progress=False) / "config.json").exists()  # and it trains
 
 
 def test_learning_rate_warms_up_then_decays():

@@ -423,3 +423,19 @@ def test_world_cli_version_3(tmp_path, capsys):
     assert meta["config"]["version"] == 3
     with pytest.raises(SystemExit):
         main(["world", "--split", "validation", "--n", "4", "--out", str(tmp_path / "w4"), "--version", "4"])
+
+
+def test_v3_moving_families_place_two_still_shapes_so_one_frame_leaves_a_three_way_guess():
+    from tinyr1.world import WorldConfig
+
+    for family in ("moving_color", "moving_shape"):
+        for seed in range(10):
+            assert len(make_sample(seed, family, WorldConfig(version=3)).facts["objects"]) == 3
+            assert len(make_sample(seed, family, WorldConfig(version=2)).facts["objects"]) == 2
+        s = make_sample(3, "moving_color", WorldConfig(version=3))
+        shown = {o["color"] for o in s.facts["objects"]}
+        assert len(shown & set(s.options)) == 3  # every shown colour is an option
+    # the extra still takes a colour and a cell, so the distractor cap is one lower in version 3
+    with pytest.raises(ValueError, match="at most 3"):
+        WorldConfig(version=3, distractors=4).check_family("moving_color")
+    WorldConfig(version=2, distractors=4).check_family("moving_color")

@@ -22,8 +22,9 @@ Families (what the question asks):
 
 Versions (``WorldConfig(version=...)``, ``tinyr1 world --version``): 2, the default, is the world
 every shipped policy was trained and measured on; 3 removes its single-frame shortcuts (a moving
-shape starts and ends on a grid cell, placed like the still shapes; an order clip's first and last
-frames are empty). 3 stays opt-in until a policy trained on it ships; 2's output is unchanged.
+shape starts and ends on a grid cell, placed like the still shapes, and has two still shapes beside
+it, not one, so one frame leaves a guess among three; an order clip's first and last frames are
+empty). 3 stays opt-in until a policy trained on it ships; 2's output is unchanged.
 
 Splits are disjoint twice over: sample seeds come from disjoint integer ranges per split, and a
 clip's content (every shape's path, the background; not the noise) is hashed into exactly one split,
@@ -54,8 +55,12 @@ WORLD_VERSION = 2
 #: (2) until a policy trained on 3 ships. 3 removes two single-frame shortcuts of 2: a moving shape
 #: starts (and ends) on a grid cell, placed like the still shapes, so in one frame nothing tells it
 #: from them (in 2 it straddled two cells in frame 0 of 87 of 125 clips, still shapes in 9); and an
-#: order clip is empty in its first and last frames, so neither end frame shows a colour.
+#: order clip is empty in its first and last frames, so neither end frame shows a colour. Its moving
+#: families also place two still shapes beside the mover, not one: from a single frame (where
+#: nothing tells the mover apart) the best guess is then right a third of the time, not half.
 WORLD_VERSIONS = (2, 3)
+#: Still shapes version 3 adds to the moving families (moving_color, moving_shape) at distractors=0.
+V3_EXTRA_STILLS = 1
 #: Saturated colours far apart in RGB and in chroma, so they survive yuv420p + H.264 at 64 px.
 COLORS: dict[str, tuple[int, int, int]] = {
     "red": (230, 40, 40),
@@ -139,11 +144,18 @@ class WorldConfig:
     def check_family(self, family: str) -> None:
         if family not in FAMILIES:
             raise ValueError(f"unknown family {family!r}; known: {', '.join(FAMILIES)}")
-        if self.distractors > MAX_DISTRACTORS[family]:
+        if self.distractors > self.max_distractors(family):
             raise ValueError(
-                f"family {family!r} takes at most {MAX_DISTRACTORS[family]} distractors, got "
+                f"family {family!r} takes at most {self.max_distractors(family)} distractors, got "
                 f"{self.distractors}: lower distractors or leave {family!r} out of the families"
             )
+
+    def extra_stills(self, family: str) -> int:
+        """Still shapes this version adds to ``family`` beyond its minimum (and the distractors)."""
+        return V3_EXTRA_STILLS if self.version >= 3 and family in ("moving_color", "moving_shape") else 0
+
+    def max_distractors(self, family: str) -> int:
+        return MAX_DISTRACTORS[family] - self.extra_stills(family)
 
 
 @dataclass(frozen=True)
@@ -494,9 +506,10 @@ def _scene_direction(rng: np.random.Generator, config: WorldConfig) -> dict[str,
 
 
 def _moving_scene(rng: np.random.Generator, config: WorldConfig) -> tuple[list[Thing], str, str]:
-    """A mover and 1 + distractors still shapes (all colours distinct), plus the trace's sentences."""
+    """A mover and 1 + distractors still shapes (version 3: one more), all colours distinct, plus
+    the trace's sentences."""
     direction = DIRECTIONS[int(rng.integers(4))]
-    colors = _draw(rng, list(COLORS), 2 + config.distractors)
+    colors = _draw(rng, list(COLORS), 2 + config.distractors + config.extra_stills("moving_color"))
     kinds = [SHAPES[int(rng.integers(len(SHAPES)))] for _ in colors]
     band = int(rng.integers(3))
     mover = _mover(rng, config, kinds[0], colors[0], direction, band)

@@ -46,6 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     src.add_argument("--data", metavar="JSONL", help="a dataset in the JSONL format instead of a world split")
     p.add_argument("--n", type=int, default=500, help="questions of the world split (default 500)")
     p.add_argument("--world-seed", type=int, default=0, help="base seed of the world split (default 0)")
+    options.add_world_version(p)
     p.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate only the first N questions")
     options.add_generation_options(p)
     options.add_allow_outside(p)
@@ -105,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
     if rows is None:
         split = args.split or "test"
         n = min(args.n, args.limit) if args.limit else args.n
-        rows = world_rows(split, n, seed=args.world_seed, progress=None if not args.json else False)
+        rows = world_rows(split, n, seed=args.world_seed, config=options.world_config(args),
+                          progress=None if not args.json else False)
         source = f"world {split} split (seed {args.world_seed}, first {n})"
         _check_answered(rows)
     if args.ablation == "mismatched" and len(rows) < 2:

@@ -130,3 +130,19 @@ def generation_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """Keyword arguments of tinyr1.policy.GenerationSettings from the generation flags."""
     return {"max_new_tokens": args.max_new_tokens, "temperature": args.temperature, "top_p": args.top_p,
             "seed": args.seed, "num_frames": args.frames}
+
+
+def add_world_version(parser: argparse.ArgumentParser) -> None:
+    """``--world-version``: which synthetic world the world-split questions come from."""
+    from tinyr1.world import WORLD_VERSION, WORLD_VERSIONS
+
+    parser.add_argument("--world-version", type=int, choices=WORLD_VERSIONS, default=WORLD_VERSION,
+                        help=f"which synthetic world (default {WORLD_VERSION}; 3 has no single-frame shortcuts, "
+                        "tinyr1/world.py)")
+
+
+def world_config(args: argparse.Namespace):
+    """The WorldConfig of ``--world-version`` (the world's defaults otherwise)."""
+    from tinyr1.world import WORLD_VERSION, WorldConfig
+
+    return WorldConfig(version=getattr(args, "world_version", WORLD_VERSION))

@@ -87,6 +87,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     options.add_allow_outside(p)
     p.add_argument("--world-n", type=int, default=400, help="questions of --world-split (default 400)")
     p.add_argument("--world-seed", type=int, default=0, help="seed of the world splits (default 0)")
+    options.add_world_version(p)
     p.add_argument("--steps", type=int, required=True, help="GRPO steps")
     p.add_argument("--out", required=True, metavar="DIR", help="run folder (metrics, checkpoints, final policy)")
     p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
@@ -135,9 +136,11 @@ def _rows(args: argparse.Namespace, world) -> list:
     if args.world_n < 1:
         raise UserError(f"--world-n must be >= 1, got {args.world_n}")
     if world.main:  # one process writes the clips; the others read them after the barrier
-        world_rows(args.world_split, args.world_n, seed=args.world_seed, progress=not args.quiet)
+        world_rows(args.world_split, args.world_n, seed=args.world_seed, config=options.world_config(args),
+                   progress=not args.quiet)
     world.barrier()
-    return world_rows(args.world_split, args.world_n, seed=args.world_seed, progress=False)
+    return world_rows(args.world_split, args.world_n, seed=args.world_seed, config=options.world_config(args),
+                      progress=False)
 
 
 def _eval_rows(args: argparse.Namespace) -> list:
@@ -147,7 +150,8 @@ def _eval_rows(args: argparse.Namespace) -> list:
         raise UserError("--eval-before/--eval-after with --data need --eval-data (held-out questions)")
     from tinyr1.evaluate import world_rows
 
-    return world_rows("test", args.eval_n, seed=args.world_seed, progress=not args.quiet)
+    return world_rows("test", args.eval_n, seed=args.world_seed, config=options.world_config(args),
+                      progress=not args.quiet)
 
 
 def _evaluate(policy, rows, args, config, progress: bool = True) -> dict[str, Any]:

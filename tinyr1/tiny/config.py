@@ -79,6 +79,10 @@ class TinyConfig:
     # training
     drill_weight: float = 1.0
     context_drill: bool = True  #: in video stages, drill after a real prompt and trace (texts.context_drill)
+    #: first/last drill rows (texts.order_drill, order questions as text, loss on the conclusion)
+    #: added to each video stage's drill batch; 0 = none (the shipped cold start)
+    order_drill: int = 0
+    order_drill_pool: int = 2000  #: distinct order questions the first/last drill draws from
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     threads: int = 2  #: torch threads: results are reproducible for a fixed count
@@ -140,6 +144,9 @@ class TinyConfig:
 
 PRESETS: dict[str, TinyConfig] = {
     "coldstart": TinyConfig(),
+    # World version 3 (no single-frame shortcuts) and the first/last drill: 16 order questions as
+    # text, loss on the conclusion, in every video step (docs/RESULTS.md, "Temporal cold start").
+    "temporal": TinyConfig(world={"version": 3}, order_drill=16),
     # A few seconds on a CPU: for tests and for trying the command.
     "smoke": TinyConfig(
         train_clips=24, val_questions=8, num_frames=4, image_size=32, patch_size=8, vision_width=32,

@@ -126,6 +126,32 @@ def drill_example(tokenizer, rng: np.random.Generator, row: VideoQA | None = Non
     return Example(ids, labels, None)
 
 
+def order_drill_example(tokenizer, sample) -> Example:
+    """A text-only first/last drill row made from a world order sample (``texts.order_drill``):
+    loss on every token of the trace's conclusion."""
+    text, spans = texts.order_drill(sample.question, sample.options, sample.think, sample.answer_text, sample.answer)
+    return span_example(tokenizer, text, spans)
+
+
+def order_drill_pool(tokenizer, n: int, config, seed: int) -> list[Example]:
+    """``n`` first/last drill rows from order questions of the world's train split, drawn from
+    seeds after any clip a run writes (indices from 10**6), so no drill text is a clip's question."""
+    from tinyr1.world import make_sample, sample_seed
+
+    return [order_drill_example(tokenizer, make_sample(sample_seed("train", 10**6 + i, seed), "order", config,
+                                                        split="train"))
+            for i in range(n)]
+
+
+def span_example(tokenizer, text: str, spans: Sequence[tuple[int, int]]) -> Example:
+    """``text`` tokenized, with the loss on the tokens that overlap any character span."""
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids = enc["input_ids"]
+    labels = [ids[i] if any(a < e and s < b for s, e in spans) else IGNORE
+              for i, (a, b) in enumerate(enc["offset_mapping"])]
+    return Example(ids, labels, None)
+
+
 def collate(examples: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]:
     """Right-padded ``input_ids``, ``attention_mask`` and ``labels`` (-100 on padding)."""
     width = max(len(e.ids) for e in examples)

@@ -16,6 +16,10 @@ training data is fixed by the seed. Read with ``tinyr1/tiny/train.py``.
 - ``drill(rng)``: a text-only row of the lookup drill: four fused options, then eight
   "Answer: X L." sentences (loss on the letters only); ``context_drill``: the same lookups at the
   end of a real question's prompt and trace (without the video), at the distances traces have.
+- ``order_drill(question, options, think, content, letter)``: the first/last drill, an order
+  question's prompt and its whole trace as text (no video), the loss on the conclusion only
+  ("So the last colour is blue. Answer: blue C."): the colours are given in the order they
+  appear, so the one thing left to learn is which end the question asks for.
 """
 from __future__ import annotations
 
@@ -159,6 +163,23 @@ def context_drill(question: str, options: Sequence[str], think: str, rng: np.ran
         text += " " + sentence
         spans.append((start, start + 1))
     return text, spans
+
+
+def order_drill(question: str, options: Sequence[str], think: str, content: str,
+                letter: str) -> tuple[str, list[tuple[int, int]]]:
+    """One first/last drill row: (text, spans), the spans covering the trace's conclusion.
+
+    Why a drill of its own: the cold start lists an order clip's colours in the order they appear
+    (99.6% right) and then names the wrong end half the time ("the conclusion repeats the end
+    asked": 48%), a copy from the question that 800 steps of traces, a quarter of them order
+    questions, do not teach. Without the video every row isolates that copy, at a few tokens' cost."""
+    prompt = build_prompt(question, options).replace(IMAGE_TOKEN, "")
+    body = trace(think, content, letter)
+    marker = body.rfind(" So ")
+    if marker < 0:
+        raise ValueError(f"an order trace ends with 'So the <end> colour is ...': {think!r}")
+    head = f"{prompt}{THINK_OPEN}"
+    return head + body, [(len(head) + marker, len(head) + len(body))]
 
 
 def tokenizer_corpus(samples: Sequence[Any], rng: np.random.Generator, drills: int = 200) -> list[str]:

@@ -54,6 +54,7 @@ from tinyr1.tiny.data import (
     caption_example,
     collate,
     drill_example,
+    order_drill_pool,
     trace_example,
 )
 
@@ -198,6 +199,8 @@ class Batches:
                 probe.token_targets(r.extra["facts"], idx, cfg.image_size // cfg.patch_size, cfg.chunks_per_frame)
                 for r, idx in zip(clips.rows, clips.indices)
             ])
+        self.order_drills = (order_drill_pool(tokenizer, cfg.order_drill_pool, world_config(cfg), cfg.seed)
+                             if cfg.order_drill else [])
 
     def get(self, stage_index: int, step: int) -> dict[str, Any]:
         stage = self.cfg.stages[stage_index]
@@ -221,6 +224,9 @@ class Batches:
                 rows = [drill_example(self.tokenizer, rng, self.clips.rows[int(i)]) for i in picks]
             else:
                 rows = [drill_example(self.tokenizer, rng) for _ in range(stage.drill_batch)]
+            if stage.video_batch and self.order_drills:
+                picks = rng.integers(len(self.order_drills), size=self.cfg.order_drill)
+                rows += [self.order_drills[int(i)] for i in picks]
             out["drill"] = collate(rows, self.tokenizer.pad_token_id)
         return out
 
