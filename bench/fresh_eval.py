@@ -115,7 +115,8 @@ def _pct(s: dict) -> str:
 
 
 def markdown(results: dict) -> str:
-    lines = [f"Questions: {results['n']} of world split `{results['split']}`, base seed {results['seed']} "
+    lines = [f"Questions: {results['n']} of world version {results.get('world_version', 2)}'s split "
+             f"`{results['split']}`, base seed {results['seed']} "
              f"({results['n'] // len(FAMILIES)} per family), {results['num_frames']} frames; greedy and "
              f"{results['samples']} samples a question at T = 1; ± is one standard error (binomial greedy, "
              f"clustered by question sampled). Command: `{results['command']}`; {results['minutes']:.1f} minutes.", ""]
@@ -149,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-new-tokens", type=int, default=96, help="as the reproduction evaluates (default 96)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--out", default="runs/fresh_eval", help="folder for results.json and RESULTS.md")
+    p.add_argument("--world-version", type=int, default=None,
+                   help="world version of the questions (default: tinyr1.world.WORLD_VERSION)")
     args = p.parse_args(argv)
     if args.n < 2 or args.samples < 1:
         p.error("--n must be >= 2 and --samples >= 1")
@@ -156,10 +159,12 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from tinyr1.evaluate import world_rows
+    from tinyr1.world import WORLD_VERSION, WorldConfig
 
     torch.set_num_threads(1)
     start = time.perf_counter()
-    rows = world_rows(FRESH_SPLIT, args.n, seed=args.seed)
+    args.world_version = args.world_version or WORLD_VERSION
+    rows = world_rows(FRESH_SPLIT, args.n, seed=args.seed, config=WorldConfig(version=args.world_version))
     family_of = {r.id: r.family for r in rows}
     print(f"{len(rows)} questions of {FRESH_SPLIT} seed {args.seed} ready in {time.perf_counter() - start:.0f} s", flush=True)
     frame_cache: dict = {}
@@ -173,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             g.update({f: paired_gain(qa, qb, family_of, f) for f in FAMILIES})
             gains[f"{b} over {a}, {cond}"] = g
     results = {
-        "split": FRESH_SPLIT, "seed": args.seed, "n": len(rows), "samples": args.samples,
+        "split": FRESH_SPLIT, "seed": args.seed, "n": len(rows), "samples": args.samples, "world_version": args.world_version,
         "num_frames": policies[args.policies[0]]["num_frames"], "max_new_tokens": args.max_new_tokens,
         "command": "python bench/fresh_eval.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "minutes": (time.perf_counter() - start) / 60,

@@ -24,9 +24,8 @@ phases and the peak is the largest:
   working set in the backward + logits + the packed attention mask + vision features and the
   trainable connector's activations;
 - AdamW's step: weights + reference + optimizer state + gradients (all still held) + the
-  temporary sqrt(exp_avg_sq) the update makes (``_adamw_temporary``: every parameter's at once on
-  CUDA, one tensor's at a time on the CPU). In full fine-tuning on a GPU this phase, not the
-  backward, is the peak.
+  temporary the update makes (``_adamw_temporary``: none with the fused kernel the loop uses on
+  CUDA; sqrt(exp_avg_sq) one tensor at a time on the CPU).
 
 ``device="cuda"`` predicts bytes allocated by torch (``torch.cuda.max_memory_allocated``: bf16
 compute); ``device="cpu"`` a fresh process's peak resident memory (VmHWM: float32 compute) and
@@ -166,13 +165,14 @@ def _layer_values_per_token(a: Arch, lora_r: int, w: int) -> float:
 
 def _adamw_temporary(a: Arch, lora_r: int, w: int, trainable: int, device: str) -> int:
     """Bytes AdamW's step allocates above the gradients and its state, which are all still held
-    then: sqrt(exp_avg_sq) as a new tensor. torch's foreach implementation (its default for CUDA
-    tensors) makes it for every parameter at once, one trainable-sized list; the per-parameter loop
-    (its default on the CPU) makes the square root and its quotient for one tensor at a time: twice
-    the largest trainable tensor (the embedding or an MLP matrix in full fine-tuning; a LoRA B or
-    a connector matrix otherwise, both far smaller, counted as the MLP's rank-r factor)."""
+    then. On CUDA the GRPO loop uses the fused kernel (``tinyr1.grpo.loop.adamw_implementation``),
+    which updates each parameter in place: nothing. On the CPU, torch's per-parameter loop makes
+    sqrt(exp_avg_sq) and its quotient for one tensor at a time: twice the largest trainable tensor
+    (the embedding or an MLP matrix in full fine-tuning; a LoRA B or a connector matrix otherwise,
+    both far smaller, counted as the MLP's rank-r factor). (torch's foreach default on CUDA would
+    make sqrt(exp_avg_sq) for every parameter at once: a trainable-sized temporary.)"""
     if device == "cuda":
-        return trainable
+        return 0
     if lora_r:
         return 2 * lora_r * a.intermediate * 4
     return 2 * max(a.vocab * a.hidden, a.hidden * a.intermediate) * w
