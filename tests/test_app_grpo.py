@@ -252,7 +252,9 @@ def test_a_run_past_its_time_limit_stops_with_a_checkpoint(runner, monkeypatch):
     clock = iter(range(0, 10**6, 3600))  # every reading of the clock is an hour later
     monkeypatch.setattr("tinyr1.app.grpo_runner._clock", lambda: next(clock))
     updates = list(runner.start(world_n=4, eval_before=False, eval_n=0, **{**FAST, "steps": 50}))
-    assert updates[-1].phase == "error" and "TINYR1_MAX_GRPO_MINUTES" in updates[-1].error
+    last = updates[-1]  # a stop (Resume continues it), not an error
+    assert last.phase == "stopped" and last.error is None and last.result["done"]
+    assert "TINYR1_MAX_GRPO_MINUTES" in last.status and "step-000001" in last.status
     run = runner.root / updates[-1].run
     assert [u.step for u in updates if u.phase == "step"] == [1]
     assert (run / "checkpoints" / "step-000001" / "manifest.json").is_file()

@@ -411,9 +411,10 @@ class GRPORunner:
                     waiting = False
                 if isinstance(event, runs.Step) and _clock() > deadline:
                     events.close()  # writes the checkpoint of this step: Resume continues it
-                    yield view.fail(f"Stopped after step {event.record.step}: the run reached the time limit of "
-                                    f"{GRPO_MINUTES.value} minutes (set {GRPO_MINUTES.env} to raise it). "
-                                    "Its checkpoint is kept: Resume continues it.")
+                    # A stop, not a failure: nothing went wrong, and the run goes on with Resume.
+                    yield view.update(f"{stopped_message(view.label, event.record.step)} It reached the time "
+                                      f"limit of {GRPO_MINUTES.value} minutes (set {GRPO_MINUTES.env} to raise it).",
+                                      "stopped", step=event.record.step, done=True)
                     break
         except Exception as exc:  # the tab's own displays: say it, keep serving
             traceback.print_exc()
