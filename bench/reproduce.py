@@ -66,7 +66,8 @@ def train_command(args, name: str, reward: str) -> list[str]:
     cmd = [sys.executable, "-m", "tinyr1", "train", "--policy", str(args.policy), "--world-split", "train",
            "--world-n", str(args.train_n), "--world-seed", str(args.seed), "--steps", str(args.steps),
            "--out", str(args.out / name), "--preset", args.preset, "--rewards", reward, "--seed", str(args.seed),
-           "--max-new-tokens", str(args.max_new_tokens), "--threads", "1", "--quiet", "--json"]
+           "--max-new-tokens", str(args.max_new_tokens), "--threads", "1", "--quiet", "--json",
+           "--world-version", str(args.world_version)]
     if args.learning_rate:
         cmd += ["--learning-rate", str(args.learning_rate)]
     return cmd + list(args.extra)
@@ -276,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--eval-n", type=int, default=200, help="held-out questions (world test split)")
     ap.add_argument("--eval-samples", type=int, default=8, help="samples per question for the sampled accuracy")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--eval-seed", type=int, default=None,
+                    help="base seed of the held-out test questions (default: --seed; 101 is fresh, bench/fresh_eval.py)")
+    ap.add_argument("--world-version", type=int, default=None, help="world version (default: tinyr1.world.WORLD_VERSION)")
     ap.add_argument("--sequential", action="store_true", help="run the two trainings one after the other")
     ap.add_argument("--plot", type=Path, default=None, help="PNG path (default: OUT/grpo_reproduction.png)")
     ap.add_argument("--smooth", type=int, default=10, help="moving-average window of the plot, in steps")
@@ -306,8 +310,13 @@ def main(argv: list[str] | None = None) -> int:
     for path in earlier:
         shutil.rmtree(path)
     args.out.mkdir(parents=True, exist_ok=True)
-    world_rows("train", args.train_n, seed=args.seed, progress=True)
-    test = world_rows("test", args.eval_n, seed=args.seed, progress=True)
+    from tinyr1.world import WORLD_VERSION, WorldConfig
+
+    args.world_version = args.world_version or WORLD_VERSION
+    args.eval_seed = args.seed if args.eval_seed is None else args.eval_seed
+    world = WorldConfig(version=args.world_version)
+    world_rows("train", args.train_n, seed=args.seed, config=world, progress=True)
+    test = world_rows("test", args.eval_n, seed=args.eval_seed, config=world, progress=True)
     print(f"[reproduce] data ready ({time.perf_counter() - t0:.0f} s); evaluating the start", file=sys.stderr)
     evals = {"start": evaluate_both(load_policy(args.policy), test, args)}
     t_train = time.perf_counter()
