@@ -149,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=FRESH_SEED, help=f"world base seed (default {FRESH_SEED}: fresh)")
     p.add_argument("--max-new-tokens", type=int, default=96, help="as the reproduction evaluates (default 96)")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--out", default="runs/fresh_eval", help="folder for results.json and RESULTS.md")
     p.add_argument("--world-version", type=int, default=None,
                    help="world version of the questions (default: tinyr1.world.WORLD_VERSION)")
@@ -161,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     from tinyr1.evaluate import world_rows
     from tinyr1.world import WORLD_VERSION, WorldConfig
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     start = time.perf_counter()
     args.world_version = args.world_version or WORLD_VERSION
     rows = world_rows(FRESH_SPLIT, args.n, seed=args.seed, config=WorldConfig(version=args.world_version))
@@ -170,8 +171,9 @@ def main(argv: list[str] | None = None) -> int:
     frame_cache: dict = {}
     policies = {name: evaluate_policy(name, rows, args, frame_cache) for name in args.policies}
     gains = {}
-    if len(args.policies) >= 2:
-        a, b = args.policies[0], args.policies[1]
+    # Every later policy over every earlier one (the first is usually the cold start).
+    pairs = [(a, b) for i, a in enumerate(args.policies) for b in args.policies[i + 1:]]
+    for a, b in pairs:
         for cond in ("greedy", "sampled"):
             qa, qb = policies[a]["per_question"][cond], policies[b]["per_question"][cond]
             g = {"all": paired_gain(qa, qb, family_of)}
