@@ -145,7 +145,8 @@ class TinyConfig:
 PRESETS: dict[str, TinyConfig] = {
     "coldstart": TinyConfig(),
     # World version 3 (no single-frame shortcuts) and the first/last drill: 16 order questions as
-    # text, loss on the conclusion, in every video step (docs/RESULTS.md, "Temporal cold start").
+    # text, loss on the conclusion, in every video step (docs/RESULTS.md, "World version 3: the temporal
+    # cold start and rewards for faithful traces").
     "temporal": TinyConfig(world={"version": 3}, order_drill=16),
     # A few seconds on a CPU: for tests and for trying the command.
     "smoke": TinyConfig(
