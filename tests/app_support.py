@@ -4,6 +4,8 @@
   random policy, made once per session) and ``assets/examples`` (real mp4 clips of the world).
 - ``launched_app()``: the real app on that root, launched once per test session on a free port
   (the server and browser tests share it), closed when the session ends.
+- ``REASON_OUTPUTS`` and ``reason_example(root)``: /reason's outputs by name, and the keyword
+  arguments of a call on the root's first world example (a clip with options and an answer).
 - ``bad_uploads(dir)``: files a person may upload by mistake.
 - ``no_downloaded_models()``: while inside, the policy registry sees no downloaded checkpoint (an
   empty ``$TINYR1_MODELS`` and Hugging Face cache), so the app's default policy is the root's tiny
@@ -134,6 +136,23 @@ def launched_app() -> LaunchedApp:
     demo.launch(prevent_thread_lock=True, server_port=port, quiet=True, **launch_kwargs(root))
     atexit.register(demo.close)
     return LaunchedApp(root, demo, f"http://127.0.0.1:{port}/")
+
+
+#: /reason's outputs in order (the frames stay in the page: a State, outside the API).
+REASON_OUTPUTS = ("status", "think", "answer", "chart", "table", "result", "banner")
+
+
+def reason_example(root: Path) -> dict:
+    """gradio_client keyword arguments for /reason on ``root``'s first world example."""
+    from gradio_client import handle_file
+
+    from tinyr1.app.reason import find_examples
+
+    rows = [r for r in find_examples(root) if r[2]]  # a world clip with options and an answer
+    assert rows, "the test root has world examples"
+    video, question, a, b, c, d, answer = rows[0]
+    return dict(video=handle_file(video), question=question, option_a=a, option_b=b, option_c=c, option_d=d,
+                answer=answer)
 
 
 def find_chromium() -> str | None:

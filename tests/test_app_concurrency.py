@@ -10,15 +10,14 @@ from __future__ import annotations
 import time
 
 import pytest
-from gradio_client import Client, handle_file
+from gradio_client import Client
 
-from tinyr1.app.reason import find_examples
 
-from app_support import launched_app
+from app_support import REASON_OUTPUTS, launched_app, reason_example
 
 pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")
 
-RESULT, TRAIN_JSON = 5, 8
+RESULT, TRAIN_JSON = REASON_OUTPUTS.index("result"), 8
 SHORT = dict(max_new_tokens=48, temperature=1.0, seed=1)
 TRAIN_FAST = dict(data_source="world", world_n=4, preset="tiny", prompts_per_step=2, num_generations=2,
                   max_new_tokens=16, eval_before=False, eval_n=0)
@@ -38,9 +37,7 @@ def client(app):
 
 @pytest.fixture(scope="module")
 def example(app):
-    video, question, a, b, c, d, answer = next(r for r in find_examples(app.root) if r[2])
-    return dict(video=handle_file(video), question=question, option_a=a, option_b=b, option_c=c, option_d=d,
-                answer=answer)
+    return reason_example(app.root)
 
 
 def _steps(job) -> list[dict]:
@@ -85,14 +82,14 @@ def test_reason_takes_a_tuned_run_and_its_checkpoint_and_names_its_outputs(clien
     checkpoint = sorted((app.root / run / "checkpoints").glob("step-*"))[-1]
     for policy in (run, f"{run}/final", f"{run}/checkpoints/{checkpoint.name}"):
         job = client.submit(**example, policy=policy, **SHORT, api_name="/reason")
-        outputs = list(job) or [job.result()]
+        job.result()  # waits for the last update
         last = job.outputs()[-1]
         assert last[RESULT]["done"] and last[RESULT]["error"] is None and last[RESULT]["policy"] == policy
         for update in job.outputs():  # plain values only, on every update: no "unchanged" marker
             marked = [i for i, v in enumerate(update) if isinstance(v, dict) and "__type__" in v]
             assert marked == [], update
-            assert len(update) == 7 and not any(isinstance(v, (list, tuple)) and v and isinstance(v[0], dict)
-                                                and "image" in v[0] for v in update)  # no gallery of files
+            files = [v for v in update if isinstance(v, (list, tuple)) and v and isinstance(v[0], dict) and "image" in v[0]]
+            assert len(update) == len(REASON_OUTPUTS) and not files  # no gallery of files
     bad = client.predict(**example, policy="runs/../../etc", **SHORT, api_name="/reason")[RESULT]
     assert bad["done"] and "unknown policy" in bad["error"]
     returns = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/reason"]["returns"]

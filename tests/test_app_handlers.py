@@ -353,20 +353,16 @@ def test_reason_input_errors(bench, video, question, policy, message):
     assert message in steps[-1].error
 
 
-def test_stopping_closes_the_policy_stream(tmp_path):
-    """Stop (gradio's cancel) closes the Reason generator: the policy's stream must be closed too,
-    so its generation thread stops (a scripted policy records it)."""
-    closed = []
+
+def _scripted_workbench(tmp_path, stream):
+    """A Workbench whose policy streams ``stream()``'s texts (whatever the frames and question)
+    on a two-frame clip: for the run's control flow, not for what a policy answers."""
 
     class ScriptedPolicy:
         num_frames = 2
 
         def stream(self, frames, question, options, settings):
-            try:
-                for i in range(1000):
-                    yield "<think>" + "word " * i
-            finally:
-                closed.append(True)
+            return stream()
 
     class Clip:
         frames = np.zeros((2, 8, 8, 3), np.uint8)
@@ -376,7 +372,23 @@ def test_stopping_closes_the_policy_stream(tmp_path):
     root = make_root(tmp_path, world_examples=0, bare_clip=False, policy=False)
     (root / "assets" / "policies" / "scripted").mkdir(parents=True)
     (root / "assets" / "policies" / "scripted" / "config.json").write_text("{}")
-    wb = Workbench(root, policy_loader=lambda path, quantization=None: ScriptedPolicy(), frame_loader=lambda v, num_frames: Clip())
+    return Workbench(root, policy_loader=lambda path, quantization=None: ScriptedPolicy(),
+                     frame_loader=lambda v, num_frames: Clip())
+
+
+def test_stopping_closes_the_policy_stream(tmp_path):
+    """Stop (gradio's cancel) closes the Reason generator: the policy's stream must be closed too,
+    so its generation thread stops (a scripted policy records it)."""
+    closed = []
+
+    def stream():
+        try:
+            for i in range(1000):
+                yield "<think>" + "word " * i
+        finally:
+            closed.append(True)
+
+    wb = _scripted_workbench(tmp_path, stream)
     run = wb.reason("clip.mp4", "q")
     for step in run:
         if step.table is not None:
@@ -394,27 +406,16 @@ def test_should_stop_ends_the_run_with_the_partial_text_scored(tmp_path):
     and its reward, and the policy's stream is closed before the last step."""
     closed, produced = [], []
 
-    class ScriptedPolicy:
-        num_frames = 2
+    def stream():
+        try:
+            for i in range(100_000):  # 100 s of tokens
+                time.sleep(0.001)
+                produced.append(i)
+                yield "<think>word " + "x" * (i % 64)
+        finally:
+            closed.append(True)
 
-        def stream(self, frames, question, options, settings):
-            try:
-                for i in range(100_000):  # 100 s of tokens
-                    time.sleep(0.001)
-                    produced.append(i)
-                    yield "<think>word " + "x" * (i % 64)
-            finally:
-                closed.append(True)
-
-    class Clip:
-        frames = np.zeros((2, 8, 8, 3), np.uint8)
-        timestamps = [0.0, 0.5]
-        meta = None
-
-    root = make_root(tmp_path, world_examples=0, bare_clip=False, policy=False)
-    (root / "assets" / "policies" / "scripted").mkdir(parents=True)
-    (root / "assets" / "policies" / "scripted" / "config.json").write_text("{}")
-    wb = Workbench(root, policy_loader=lambda path, quantization=None: ScriptedPolicy(), frame_loader=lambda v, num_frames: Clip())
+    wb = _scripted_workbench(tmp_path, stream)
     stop = threading.Event()
     steps = []
     for step in wb.reason("clip.mp4", "q", ["a", "b"], "A", should_stop=stop.is_set):

@@ -21,9 +21,9 @@ from tinyr1.rewards import score
 from tinyr1.app.reason import find_examples
 from tinyr1.app.settings import MAX_FILE_SIZE, QUEUE_SIZE
 
-from app_support import ROOT, bad_uploads, launched_app
+from app_support import REASON_OUTPUTS, ROOT, bad_uploads, launched_app, reason_example
 
-STATUS, THINK, ANSWER, CHART, TABLE, RESULT, BANNER = range(7)  # /reason's outputs (the frames stay in the page)
+STATUS, THINK, ANSWER, CHART, TABLE, RESULT, BANNER = range(len(REASON_OUTPUTS))
 pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")  # inside gradio's queue
 
 SHORT = dict(max_new_tokens=48, temperature=1.0, seed=1)  # sampled: the text varies, tokens are few
@@ -41,10 +41,7 @@ def client(app):
 
 @pytest.fixture(scope="module")
 def world_example(app):
-    rows = [r for r in find_examples(app.root) if r[2]]  # a world clip with options and an answer
-    assert rows, "the test root has world examples"
-    video, question, a, b, c, d, answer = rows[0]
-    return dict(video=handle_file(video), question=question, option_a=a, option_b=b, option_c=c, option_d=d, answer=answer)
+    return reason_example(app.root)
 
 
 def _results(outputs):

@@ -115,15 +115,10 @@ def drill_example(tokenizer, rng: np.random.Generator, row: VideoQA | None = Non
     else:
         think = texts.think_for(row.think or "", row.extra.get("facts"), row.family)
         text, spans = texts.context_drill(row.question, row.options, think, rng)
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    ids = enc["input_ids"]
-    labels = [IGNORE] * len(ids)
-    for i, (a, b) in enumerate(enc["offset_mapping"]):
-        if any(a < e and s < b for s, e in spans):
-            labels[i] = ids[i]
-    if sum(l != IGNORE for l in labels) != len(spans):
+    example = span_example(tokenizer, text, spans)
+    if sum(l != IGNORE for l in example.labels) != len(spans):
         raise RuntimeError(f"the drill's letters are not single tokens in this tokenizer: {text!r}")
-    return Example(ids, labels, None)
+    return example
 
 
 def order_drill_example(tokenizer, sample) -> Example:
