@@ -4,6 +4,7 @@
     tinyr1 train-tiny --out runs/tiny --resume                # go on after an interruption
     tinyr1 train-tiny --out runs/tiny --steps coldstart=200   # change a stage's length
     tinyr1 train-tiny --out runs/smoke --preset smoke         # seconds: try the whole pipeline
+    tinyr1 train-tiny --out runs/tiny3 --preset temporal      # world 3 + the first/last drill
 
 Writes OUT/data (world clips), OUT/tokenizer, OUT/checkpoint (atomic, every --checkpoint-every
 steps), OUT/log.jsonl and finally OUT/policy, a policy directory for ``tinyr1 eval --policy`` and
@@ -34,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="run folder (data, tokenizer, checkpoint, log, policy)")
     p.add_argument("--preset", default="coldstart",
                    help="recipe, a name in tinyr1/tiny/config.py PRESETS (default coldstart: the shipped "
-                   "policy's; smoke: a few seconds)")
+                   "policy's; temporal: world 3 + the first/last drill; smoke: a few seconds)")
     p.add_argument("--seed", type=int, default=None, help="seed of data, weights and batches (default 0)")
     p.add_argument("--steps", nargs="+", default=[], metavar="STAGE=N",
                    help="override stage lengths, e.g. coldstart=200 (stages: drill, align, coldstart)")
