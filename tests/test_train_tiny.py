@@ -267,6 +267,52 @@ def test_resume_refuses_another_recipe(full_run):
         train(dataclasses.replace(SMOKE, seed=1), out, resume=True, progress=False, log=lambda _: None)
 
 
+def test_a_run_with_init_starts_from_that_policys_weights_and_tokenizer(full_run, tmp_path):
+    from tinyr1.policy import load_policy
+
+    _, start = full_run
+    # One trace stage on world 3 with the first/last drill, from the smoke policy (the curriculum
+    # preset's shape at smoke size).
+    # A learning rate so small that two steps leave the weights where they started.
+    stage = dataclasses.replace(SMOKE.stages[-1], name="temporal", steps=2, lr=1e-7, probe_weight=0.0)
+    cfg = dataclasses.replace(SMOKE, init=str(start), world={"version": 3}, order_drill=2, order_drill_pool=4,
+                              stages=(stage,))
+    said = []
+    path = train(cfg, tmp_path, progress=False, log=said.append)
+    assert any(f"starting from the weights of {start}" in m for m in said)
+    assert (tmp_path / "tokenizer" / "tokenizer.json").read_text() == (start / "tokenizer.json").read_text()
+    a, b = _weights(start), _weights(path)
+    fresh = _weights(train(dataclasses.replace(cfg, init=None), tmp_path / "fresh", progress=False,
+                           log=lambda _: None))
+    assert a.keys() == b.keys() == fresh.keys()
+    assert max(float((b[k] - a[k]).abs().max()) for k in a) < 1e-5  # it started from the policy
+    assert max(float((fresh[k] - a[k]).abs().max()) for k in a) > 1e-3  # where a fresh run does not
+    assert load_policy(path).metadata["recipe"]["init"] == str(start)
+
+
+def test_init_that_does_not_fit_is_refused_with_the_reason(full_run, tmp_path):
+    _, start = full_run
+    with pytest.raises(TrainError, match="do not fit this recipe's model"):
+        train(dataclasses.replace(SMOKE, init=str(start), text_width=48), tmp_path / "a", progress=False,
+              log=lambda _: None)
+    with pytest.raises(TrainError, match="cannot start from"):
+        train(dataclasses.replace(SMOKE, init=str(tmp_path / "nowhere")), tmp_path / "b", progress=False,
+              log=lambda _: None)
+
+
+def test_curriculum_preset_continues_the_shipped_cold_start_on_world_3():
+    from tinyr1.tiny.train import init_policy_dir, load_init_weights, build_model
+
+    cfg = PRESETS["curriculum"]
+    assert cfg.init == "tiny-coldstart" and cfg.world == {"version": 3} and cfg.order_drill > 0
+    assert [s.name for s in cfg.stages] == ["temporal"] and cfg.stages[0].probe_weight == 0
+    # The shipped policy's weights fit the preset's model: the sizes are the shipped recipe's.
+    from transformers import AutoTokenizer
+
+    folder = init_policy_dir(cfg.init)
+    load_init_weights(build_model(cfg, AutoTokenizer.from_pretrained(folder)), folder)
+
+
 def test_cli_smoke_with_pause_and_resume(tmp_path, capsys):
     from tinyr1.cli import main
 

@@ -5,6 +5,7 @@
     tinyr1 train-tiny --out runs/tiny --steps coldstart=200   # change a stage's length
     tinyr1 train-tiny --out runs/smoke --preset smoke         # seconds: try the whole pipeline
     tinyr1 train-tiny --out runs/tiny3 --preset temporal      # world 3 + the first/last drill
+    tinyr1 train-tiny --out runs/tiny3c --preset curriculum   # the shipped cold start, continued on world 3
 
 Writes OUT/data (world clips), OUT/tokenizer, OUT/checkpoint (atomic, every --checkpoint-every
 steps), OUT/log.jsonl and finally OUT/policy, a policy directory for ``tinyr1 eval --policy`` and
@@ -35,10 +36,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="run folder (data, tokenizer, checkpoint, log, policy)")
     p.add_argument("--preset", default="coldstart",
                    help="recipe, a name in tinyr1/tiny/config.py PRESETS (default coldstart: the shipped "
-                   "policy's; temporal: world 3 + the first/last drill; smoke: a few seconds)")
+                   "policy's; temporal: world 3 + the first/last drill; curriculum: the shipped cold start continued "
+                   "on world 3 with that drill; smoke: a few seconds)")
     p.add_argument("--seed", type=int, default=None, help="seed of data, weights and batches (default 0)")
     p.add_argument("--steps", nargs="+", default=[], metavar="STAGE=N",
-                   help="override stage lengths, e.g. coldstart=200 (stages: drill, align, coldstart)")
+                   help="override stage lengths, e.g. coldstart=200 (the preset's stages: vision, drill, align, "
+                   "coldstart; curriculum: temporal)")
     p.add_argument("--train-clips", type=int, default=None, help="world train samples (default: the preset's)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: the preset's)")
     p.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints")

@@ -21,6 +21,9 @@ What happens, in order (everything under OUT):
 5. ``policy/``: the final policy directory (weights, tokenizer, ``policy.json`` with the recipe
    and the validation results), ready for ``tinyr1 eval --policy OUT/policy``.
 
+A recipe with ``init`` (e.g. the ``curriculum`` preset) skips 2 and the fresh weights: it starts
+from that tiny policy's tokenizer and weights and runs its own stages on its own world.
+
 Reproducibility: ``torch.manual_seed(seed)`` before the weights are made, no dropout, a fixed
 number of torch threads (``threads``; results differ between thread counts, not between runs).
 The clips are the one outside source of variation: the H.264 encoder does not write every clip
@@ -134,6 +137,36 @@ def build_model(cfg: TinyConfig, tokenizer):
     if cfg.fused_init:
         init_fused_embeddings(model, tokenizer)
     return model
+
+
+def init_policy_dir(name: str) -> Path:
+    """The folder of ``TinyConfig.init``: a path, or a registry id of an embedded tiny policy."""
+    from tinyr1.registry import PolicyError, resolve_policy
+
+    try:
+        return resolve_policy(name, download_missing=False).path
+    except PolicyError as exc:
+        raise TrainError(f"cannot start from {name!r}: {exc}") from None
+
+
+@torch.no_grad()
+def load_init_weights(model, folder: Path) -> None:
+    """Copy a saved tiny policy's weights into ``model`` (built by ``build_model`` for the same
+    sizes); TrainError names the first mismatch when the recipe's sizes are not the policy's."""
+    from tinyr1.models import TinyLlavaVideoForConditionalGeneration
+
+    try:
+        saved = TinyLlavaVideoForConditionalGeneration.from_pretrained(folder)
+    except Exception as exc:  # noqa: BLE001 - a missing or foreign folder fails in many ways; say which
+        raise TrainError(f"cannot start from {folder}: it is not a tiny TinyLLaVA-Video policy ({exc})") from None
+    mine, theirs = model.state_dict(), saved.state_dict()
+    for key in sorted(set(mine) | set(theirs)):
+        if key not in mine or key not in theirs or mine[key].shape != theirs[key].shape:
+            raise TrainError(
+                f"cannot start from {folder}: its weights do not fit this recipe's model ({key}: "
+                f"{tuple(theirs[key].shape) if key in theirs else 'absent'} there, "
+                f"{tuple(mine[key].shape) if key in mine else 'absent'} here); use the sizes it was trained with")
+    model.load_state_dict(theirs)
 
 
 @torch.no_grad()
@@ -426,13 +459,17 @@ def _setup(cfg: TinyConfig, out: Path, state: dict[str, Any] | None, progress: b
     from transformers import AutoTokenizer
 
     tok_dir = out / TOKENIZER
+    init_dir = init_policy_dir(cfg.init) if cfg.init else None
     if state is not None and tok_dir.exists():
         tokenizer = AutoTokenizer.from_pretrained(tok_dir)
     else:
-        tokenizer = build_tokenizer(cfg, clips)
+        tokenizer = AutoTokenizer.from_pretrained(init_dir) if init_dir else build_tokenizer(cfg, clips)
         with atomic_dir(tok_dir) as tmp:
             tokenizer.save_pretrained(tmp)
     model = build_model(cfg, tokenizer)
+    if init_dir is not None and state is None:
+        load_init_weights(model, init_dir)
+        log(f"starting from the weights of {init_dir}")
     head = probe.ProbeHead(model.config.text_config.hidden_size)  # training only, never saved with the policy
     n_params = sum(p.numel() for p in model.parameters())
     batches = Batches(cfg, clips, tokenizer, model.config.num_visual_tokens)
