@@ -45,6 +45,24 @@ def test_a_wrong_colour_is_caught_on_that_statement():
     assert verdict["moving: a still shape's colour"] is True
 
 
+@pytest.mark.parametrize("family", ["moving_color", "moving_shape"])
+def test_places_traces_are_true_of_their_clips_and_a_wrong_place_is_caught(family):
+    from tinyr1.world import WorldConfig
+
+    for seed in range(20):
+        s = make_sample(seed, family, WorldConfig(version=3))
+        taught = think_for(s.think, s.facts, family, moving="places")
+        verdict = audit_trace(taught, s.facts, s.question)
+        labels = [label for label, _ in verdict]
+        assert labels.count("moving: a shape's place at the start") == len(s.facts["objects"]), taught
+        assert all(ok for _, ok in verdict), (taught, verdict)
+    mover = s.facts["objects"][0]
+    start = taught.split(f"The {mover['color']} {mover['kind']} is ", 1)[1].split(",", 1)[0]
+    lie = taught.replace(f"The {mover['color']} {mover['kind']} is {start},",
+                         f"The {mover['color']} {mover['kind']} is {'at the top' if 'top' not in start else 'at the bottom'},")
+    assert ("moving: a shape's place at the start", False) in audit_trace(lie, s.facts, s.question)
+
+
 def test_a_wrong_kind_is_caught_where_a_trace_names_one():
     s = make_sample(4, "count")
     first = next(o for o in s.facts["objects"] if f"1 {o['color']}" in s.think)

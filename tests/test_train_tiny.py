@@ -65,6 +65,45 @@ def test_direction_traces_name_full_places_others_unchanged(seed):
     assert f"the {end}" in taught.split(". ")[1]
 
 
+@pytest.mark.parametrize("seed", range(10))
+@pytest.mark.parametrize("family", ["moving_color", "moving_shape"])
+def test_places_trace_states_every_shapes_start_and_end_then_the_one_that_changed(seed, family):
+    from tinyr1.conclusion import conclusion
+    from tinyr1.world import WorldConfig
+
+    s = make_sample(seed, family, WorldConfig(version=3))
+    taught = texts.think_for(s.think, s.facts, s.family, moving="places")
+    objects, size = s.facts["objects"], s.facts["size"]
+    sentences = taught.split(". ")
+    assert len(sentences) == len(objects) + 1
+    changed = []
+    for o in objects:  # each shape once, with the places the generator put it in
+        line = next(x for x in sentences if x.startswith(f"The {o['color']} {o['kind']} is"))
+        start, end = texts.where(o, 0, size), texts.where(o, len(o["x"]) - 1, size)
+        assert f" the {start}, then " in line and line.rstrip(".").endswith(f"the {end}")
+        if start != end:
+            changed.append(o)
+    movers = [o for o in objects if len(set(o["x"])) > 1 or len(set(o["y"])) > 1]
+    assert len(changed) == 1 and changed == movers  # the one whose place changed is the one that moves
+    assert taught.endswith(f"So the moving shape is {s.answer_text if family == 'moving_color' else 'a ' + s.answer_text}.")
+    # The conclusion the consistency metric reads is the answer's option.
+    assert conclusion(texts.completion(taught, s.answer_text, s.answer), s.options).letter == s.answer
+    assert texts.think_for(s.think, s.facts, s.family) == s.think  # the world's trace stays the default
+
+
+def test_places_trace_falls_back_when_no_single_shape_changes_third():
+    facts = {"size": 64, "objects": [
+        {"color": "red", "kind": "square", "size": 14, "x": [2, 8], "y": [2, 2]},   # moves within the left third
+        {"color": "blue", "kind": "circle", "size": 14, "x": [40, 40], "y": [40, 40]},
+    ]}
+    assert texts.think_for("The blue shape stays still. The red shape moves.", facts, "moving_color", "places") \
+        == "The blue shape stays still. The red shape moves."
+    with pytest.raises(ValueError, match="moving trace"):
+        texts.think_for("x", facts, "moving_color", "sideways")
+    with pytest.raises(ValueError, match="moving_trace"):
+        dataclasses.replace(PRESETS["temporal"], moving_trace="sideways")
+
+
 @pytest.mark.parametrize("seed", range(8))
 def test_caption_follows_the_ground_truth(seed):
     """One sentence per sampled frame naming exactly the shapes visible in it, in reading order of

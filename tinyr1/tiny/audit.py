@@ -17,7 +17,9 @@ recognised). The statements, per family (the world's trace grammar, tinyr1/world
   the end the question asks ("first" / "last") and names the colour shown at that end;
 - moving colour / moving shape: the mover's colour (and kind where named); each still shape's
   colour (any still shape of the clip) and its place where it states one; the mover's path along its axis where it states one
-  ("from the left to the right": the first shipped cold start's wording);
+  ("from the left to the right": the first shipped cold start's wording); in the places trace
+  (``moving="places"``, tinyr1.tiny.texts.moving_places) each placed shape's start and end place
+  and the mover's colour concluded;
 - direction: that it speaks of the shape the question names; where it is at the start and at the end (thirds of the frame: the full place
   the policy is taught, tinyr1.tiny.texts.where, or the world's place along the motion's axis);
   the direction concluded.
@@ -102,6 +104,19 @@ def audit_trace(text: str, facts: dict[str, Any], question: str = "") -> list[tu
                 kind_ok(kind, still_colors[color], "moving")
                 if place:
                     out.append(("moving: a still shape's place", place == where(still_colors[color], 0, size)))
+        # The places trace (tinyr1.tiny.texts.moving_places): each shape's start and end place,
+        # then "So the moving shape is red."
+        by_color = {o["color"]: o for o in objs}
+        for color, kind, start, end in re.findall(rf"The {_NAME} is {_PLACE}, then {_PLACE}", text):
+            obj = by_color.get(color)
+            out.append(("moving: a shape it places is in the clip", obj is not None))
+            if obj is not None:
+                kind_ok(kind, obj, "moving")
+                out.append(("moving: a shape's place at the start", start == where(obj, 0, size)))
+                out.append(("moving: a shape's place at the end", end == where(obj, last, size)))
+        concluded = re.search(rf"So the moving shape is {_COLOR}\b", text)
+        if concluded and not m:
+            out.append(("moving: the mover's colour", concluded.group(1) == mover["color"]))
     elif family == "direction":
         obj = objs[0]
         axis = "x" if facts.get("direction") in ("left", "right") else "y"

@@ -90,6 +90,10 @@ class TinyConfig:
     #: added to each video stage's drill batch; 0 = none (the shipped cold start)
     order_drill: int = 0
     order_drill_pool: int = 2000  #: distinct order questions the first/last drill draws from
+    #: how the moving families' traces are taught (tinyr1.tiny.texts.think_for): "stills", the
+    #: world's (which shapes stay, which moves), or "places" (every shape's start and end place,
+    #: then the one that changed)
+    moving_trace: str = "stills"
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     threads: int = 2  #: torch threads: results are reproducible for a fixed count
@@ -117,6 +121,8 @@ class TinyConfig:
             raise ValueError("the probe's targets assume every patch keeps its token: drop_first_token must be False")
         if not self.stages:
             raise ValueError("no stages to train")
+        if self.moving_trace not in ("stills", "places"):
+            raise ValueError(f"moving_trace must be 'stills' or 'places', got {self.moving_trace!r}")
         names = [s.name for s in self.stages]
         if len(set(names)) != len(names):
             raise ValueError(f"stage names must be distinct, got {names}")
@@ -155,6 +161,9 @@ PRESETS: dict[str, TinyConfig] = {
     # text, loss on the conclusion, in every video step (docs/RESULTS.md, "World version 3: the temporal
     # cold start and rewards for faithful traces").
     "temporal": TinyConfig(world={"version": 3}, order_drill=16),
+    # The temporal recipe with moving-family traces that state every shape's start and end place
+    # before naming the mover (texts.moving_places).
+    "temporal-places": TinyConfig(world={"version": 3}, order_drill=16, moving_trace="places"),
     # The shipped world-2 cold start, continued on world 3 with the first/last drill: world 2 taught
     # which shape moves (its movers cross the frame), which the world-3 cold start from scratch did
     # not learn in its 800 steps (docs/RESULTS.md, "World version 3"); no probe head here, since a

@@ -95,10 +95,10 @@ def video_example(tokenizer, prompt: str, target: str, num_visual: int, clip: in
     return Example(head + tail, [IGNORE] * len(head) + tail, clip)
 
 
-def trace_example(tokenizer, row: VideoQA, num_visual: int, clip: int) -> Example:
+def trace_example(tokenizer, row: VideoQA, num_visual: int, clip: int, moving: str = "stills") -> Example:
     from tinyr1.format import build_prompt
 
-    think = texts.think_for(row.think or "", row.extra.get("facts"), row.family)
+    think = texts.think_for(row.think or "", row.extra.get("facts"), row.family, moving)
     target = texts.completion(think, row.answer_text() or "", row.answer or "")
     return video_example(tokenizer, build_prompt(row.question, row.options), target, num_visual, clip)
 
@@ -107,13 +107,13 @@ def caption_example(tokenizer, caption: str, num_visual: int, clip: int) -> Exam
     return video_example(tokenizer, texts.caption_prompt(), caption, num_visual, clip)
 
 
-def drill_example(tokenizer, rng: np.random.Generator, row: VideoQA | None = None) -> Example:
+def drill_example(tokenizer, rng: np.random.Generator, row: VideoQA | None = None, moving: str = "stills") -> Example:
     """A text-only lookup drill row; loss on the letter tokens only. With ``row``: the lookups
     follow that question's prompt and trace (``texts.context_drill``)."""
     if row is None:
         text, spans = texts.drill(rng)
     else:
-        think = texts.think_for(row.think or "", row.extra.get("facts"), row.family)
+        think = texts.think_for(row.think or "", row.extra.get("facts"), row.family, moving)
         text, spans = texts.context_drill(row.question, row.options, think, rng)
     example = span_example(tokenizer, text, spans)
     if sum(l != IGNORE for l in example.labels) != len(spans):

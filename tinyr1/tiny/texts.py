@@ -9,8 +9,9 @@ training data is fixed by the seed. Read with ``tinyr1/tiny/train.py``.
   (docs/DESIGN.md, "The embedded tiny policy": without it, a tiny model stays at chance on the letter).
 - ``trace(think, content, letter)``: the world's trace plus a closing sentence that states the
   content right before its letter: "... So it moves down. Answer: down B."
-- ``think_for(think, facts, family)``: the trace taught, the world's except that direction names
-  full places ("at the top left") instead of one axis (see there why);
+- ``think_for(think, facts, family, moving)``: the trace taught, the world's except that direction
+  names full places ("at the top left") instead of one axis, and optionally the moving families
+  state every shape's start and end place (``moving_places``; see there why);
 - ``caption(facts, indices)``: the alignment target, what each sampled frame shows, in the order
   of the frame's cells: "Frame 1: a red square at the left, a blue circle at the top right. ..."
 - ``drill(rng)``: a text-only row of the lookup drill: four fused options, then eight
@@ -43,6 +44,9 @@ OPTION_SETS: tuple[tuple[str, ...], ...] = (
 #: The question of the alignment (captioning) task; asked without the GRPO suffix.
 CAPTION_QUESTION = "Describe what each frame shows."
 DRILL_LOOKUPS = 8
+#: How a moving-family trace is taught (``think_for``): the world's ("stills": which shapes stay,
+#: which moves) or each shape's place at the start and at the end ("places").
+MOVING_TRACES = ("stills", "places")
 
 
 def option_tokens(words: Sequence[str] = OPTION_WORDS, n_letters: int = NUM_OPTIONS) -> list[str]:
@@ -81,15 +85,20 @@ def where(obj: dict[str, Any], frame: int, size: int) -> str:
 _FURTHER = {"left": "further left", "right": "further right", "up": "higher", "down": "lower"}
 
 
-def think_for(think: str, facts: dict[str, Any] | None, family: str | None) -> str:
+def think_for(think: str, facts: dict[str, Any] | None, family: str | None, moving: str = "stills") -> str:
     """The trace the policy learns for a question: the world's, except for direction, whose places
-    are given in full ("at the top left") rather than along the motion's axis only ("at the left").
+    are given in full ("at the top left") rather than along the motion's axis only ("at the left"),
+    and, with ``moving="places"``, the moving families (``moving_places``).
 
     Why: the world's direction trace names the axis in its first words ("At the start the square
     is at the left"), so the policy must know the motion's axis before it has compared two frames.
     The first shipped cold start always chose the vertical axis (measured: 80% right on vertical
     motion, 9% on horizontal). Full places are what the captions taught, and the comparison comes
     after both are stated."""
+    if moving not in MOVING_TRACES:
+        raise ValueError(f"moving trace must be one of {', '.join(MOVING_TRACES)}, got {moving!r}")
+    if moving == "places" and family in ("moving_color", "moving_shape") and facts and facts.get("objects"):
+        return moving_places(facts, family) or think
     if family != "direction" or not facts or not facts.get("objects"):
         return think
     obj, size = facts["objects"][0], int(facts["size"])
@@ -103,6 +112,34 @@ def think_for(think: str, facts: dict[str, Any] | None, family: str | None) -> s
         seen = (f"At the start the {name} is {_with_preposition(start)}. At the end it is "
                 f"{_FURTHER.get(direction, 'elsewhere')}, still {_with_preposition(end)}.")
     return f"{seen} So it moves {direction}."
+
+
+def moving_places(facts: dict[str, Any], family: str) -> str | None:
+    """A moving-family trace that states each shape's place at the start and at the end, then
+    names the one whose place changed: "The red square is at the left, then at the right. The
+    blue circle is at the top right, then at the top right. So the moving shape is red."
+
+    Why: the world's trace ("The blue shape stays still. The red shape moves.") asks the policy to
+    decide which shape moves before it has said anything it could compare; the world-3 cold start
+    named the mover right in under half of its traces while captioning each frame's places is a
+    skill it has. Here the places come first (in reading order of the start, as captions list
+    them, so the order gives nothing away) and the conclusion follows from them: a faithful trace.
+    None when not exactly one shape changes third (world 3's movers always do, crossing whole cells)."""
+    size = int(facts["size"])
+    objects = facts["objects"]
+    last = len(objects[0]["x"]) - 1
+
+    def cell(o):
+        return (min(2, int(3 * (o["y"][0] + o["size"] / 2) / size)), min(2, int(3 * (o["x"][0] + o["size"] / 2) / size)))
+
+    places = [(where(o, 0, size), where(o, last, size)) for o in objects]
+    if sum(a != b for a, b in places) != 1:
+        return None  # no single shape changes third (a slow version-2 mover): the places would not say which moves
+    sentences = [f"The {o['color']} {o['kind']} is {_with_preposition(where(o, 0, size))}, "
+                 f"then {_with_preposition(where(o, last, size))}." for o in sorted(objects, key=cell)]
+    mover = next(o for o in objects if (o["x"][0], o["y"][0]) != (o["x"][last], o["y"][last]))
+    named = mover["color"] if family == "moving_color" else f"a {mover['kind']}"
+    return " ".join(sentences) + f" So the moving shape is {named}."
 
 
 def caption(facts: dict[str, Any], indices: Sequence[int]) -> str:

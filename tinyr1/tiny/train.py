@@ -86,7 +86,8 @@ def build_tokenizer(cfg: TinyConfig, clips: Clips):
 
     rng = np.random.default_rng([cfg.seed, 7])
     samples = [
-        _Sample(r.question, r.options, r.think or "", r.answer or "", r.answer_text() or "", c)
+        _Sample(r.question, r.options, texts.think_for(r.think or "", r.extra.get("facts"), r.family, cfg.moving_trace)
+                if cfg.moving_trace != "stills" else r.think or "", r.answer or "", r.answer_text() or "", c)
         for r, c in zip(clips.rows, clips.captions)
     ]
     corpus = texts.tokenizer_corpus(samples, rng)
@@ -224,7 +225,7 @@ class Batches:
 
     def __init__(self, cfg: TinyConfig, clips: Clips, tokenizer, num_visual: int) -> None:
         self.cfg, self.clips, self.tokenizer = cfg, clips, tokenizer
-        self.traces = [trace_example(tokenizer, r, num_visual, i) for i, r in enumerate(clips.rows)]
+        self.traces = [trace_example(tokenizer, r, num_visual, i, cfg.moving_trace) for i, r in enumerate(clips.rows)]
         self.captions = [caption_example(tokenizer, c, num_visual, i) for i, c in enumerate(clips.captions)]
         self.targets: np.ndarray | None = None
         if any(s.probe_weight > 0 for s in cfg.stages):
@@ -254,7 +255,7 @@ class Batches:
             # drill stage alone uses the bare, short rows that get past the plateau fastest.
             if stage.video_batch and self.cfg.context_drill:
                 picks = rng.integers(len(self.clips), size=stage.drill_batch)
-                rows = [drill_example(self.tokenizer, rng, self.clips.rows[int(i)]) for i in picks]
+                rows = [drill_example(self.tokenizer, rng, self.clips.rows[int(i)], self.cfg.moving_trace) for i in picks]
             else:
                 rows = [drill_example(self.tokenizer, rng) for _ in range(stage.drill_batch)]
             if stage.video_batch and self.order_drills:
