@@ -36,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="run folder (data, tokenizer, checkpoint, log, policy)")
     p.add_argument("--preset", default="coldstart",
                    help="recipe, a name in tinyr1/tiny/config.py PRESETS (default coldstart: the shipped "
-                   "policy's; temporal: world 3 + the first/last drill; curriculum: the shipped cold start continued "
+                   "policy's; temporal: world 3 + the first/last drill; temporal-places: the same with moving-shape "
+                   "traces that place every shape at the start and the end; curriculum: the shipped cold start continued "
                    "on world 3 with that drill; smoke: a few seconds)")
     p.add_argument("--seed", type=int, default=None, help="seed of data, weights and batches (default 0)")
     p.add_argument("--steps", nargs="+", default=[], metavar="STAGE=N",
