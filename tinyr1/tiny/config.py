@@ -25,6 +25,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+#: How a moving-family trace is taught (tinyr1.tiny.texts.think_for): the world's ("stills": which
+#: shapes stay, which moves) or each shape's place at the start and at the end ("places").
+MOVING_TRACES = ("stills", "places")
+
+
 @dataclass(frozen=True)
 class Stage:
     name: str
@@ -90,10 +95,7 @@ class TinyConfig:
     #: added to each video stage's drill batch; 0 = none (the shipped cold start)
     order_drill: int = 0
     order_drill_pool: int = 2000  #: distinct order questions the first/last drill draws from
-    #: how the moving families' traces are taught (tinyr1.tiny.texts.think_for): "stills", the
-    #: world's (which shapes stay, which moves), or "places" (every shape's start and end place,
-    #: then the one that changed)
-    moving_trace: str = "stills"
+    moving_trace: str = "stills"  #: how moving-family traces are taught: one of MOVING_TRACES
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     threads: int = 2  #: torch threads: results are reproducible for a fixed count
@@ -121,8 +123,8 @@ class TinyConfig:
             raise ValueError("the probe's targets assume every patch keeps its token: drop_first_token must be False")
         if not self.stages:
             raise ValueError("no stages to train")
-        if self.moving_trace not in ("stills", "places"):
-            raise ValueError(f"moving_trace must be 'stills' or 'places', got {self.moving_trace!r}")
+        if self.moving_trace not in MOVING_TRACES:
+            raise ValueError(f"moving_trace must be one of {', '.join(MOVING_TRACES)}, got {self.moving_trace!r}")
         names = [s.name for s in self.stages]
         if len(set(names)) != len(names):
             raise ValueError(f"stage names must be distinct, got {names}")

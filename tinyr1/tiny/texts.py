@@ -28,6 +28,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from tinyr1.tiny.config import MOVING_TRACES
 from tinyr1.format import IMAGE_TOKEN, LETTERS, SYSTEM_PROMPT, THINK_OPEN, build_prompt, format_completion, render_options
 from tinyr1.world import COLORS, DIRECTIONS, MAX_COUNT, SHAPES
 
@@ -44,9 +45,6 @@ OPTION_SETS: tuple[tuple[str, ...], ...] = (
 #: The question of the alignment (captioning) task; asked without the GRPO suffix.
 CAPTION_QUESTION = "Describe what each frame shows."
 DRILL_LOOKUPS = 8
-#: How a moving-family trace is taught (``think_for``): the world's ("stills": which shapes stay,
-#: which moves) or each shape's place at the start and at the end ("places").
-MOVING_TRACES = ("stills", "places")
 
 
 def option_tokens(words: Sequence[str] = OPTION_WORDS, n_letters: int = NUM_OPTIONS) -> list[str]:
@@ -128,16 +126,14 @@ def moving_places(facts: dict[str, Any], family: str) -> str | None:
     size = int(facts["size"])
     objects = facts["objects"]
     last = len(objects[0]["x"]) - 1
-
-    def cell(o):
-        return (min(2, int(3 * (o["y"][0] + o["size"] / 2) / size)), min(2, int(3 * (o["x"][0] + o["size"] / 2) / size)))
-
     places = [(where(o, 0, size), where(o, last, size)) for o in objects]
-    if sum(a != b for a, b in places) != 1:
+    changed = [o for o, (a, b) in zip(objects, places) if a != b]
+    if len(changed) != 1:
         return None  # no single shape changes third (a slow version-2 mover): the places would not say which moves
-    sentences = [f"The {o['color']} {o['kind']} is {_with_preposition(where(o, 0, size))}, "
-                 f"then {_with_preposition(where(o, last, size))}." for o in sorted(objects, key=cell)]
-    mover = next(o for o in objects if (o["x"][0], o["y"][0]) != (o["x"][last], o["y"][last]))
+    listed = sorted(zip(objects, places), key=lambda item: _cell(item[0], 0, size))
+    sentences = [f"The {o['color']} {o['kind']} is {_with_preposition(a)}, then {_with_preposition(b)}."
+                 for o, (a, b) in listed]
+    mover = changed[0]
     named = mover["color"] if family == "moving_color" else f"a {mover['kind']}"
     return " ".join(sentences) + f" So the moving shape is {named}."
 
@@ -153,12 +149,16 @@ def caption(facts: dict[str, Any], indices: Sequence[int]) -> str:
         seen = []
         for o in facts["objects"]:
             if o["visible"][f]:
-                cx = min(2, int(3 * (o["x"][f] + o["size"] / 2) / size))
-                cy = min(2, int(3 * (o["y"][f] + o["size"] / 2) / size))
-                seen.append((cy, cx, f"a {o['color']} {o['kind']} {_with_preposition(where(o, f, size))}"))
+                seen.append((*_cell(o, f, size), f"a {o['color']} {o['kind']} {_with_preposition(where(o, f, size))}"))
         words = ", ".join(w for _, _, w in sorted(seen)) if seen else "nothing"
         sentences.append(f"Frame {k}: {words}.")
     return " ".join(sentences)
+
+
+def _cell(obj: dict[str, Any], frame: int, size: int) -> tuple[int, int]:
+    """(row, column) of the grid cell holding a shape's centre at ``frame``: reading order."""
+    return (min(2, int(3 * (obj["y"][frame] + obj["size"] / 2) / size)),
+            min(2, int(3 * (obj["x"][frame] + obj["size"] / 2) / size)))
 
 
 def _with_preposition(place: str) -> str:

@@ -85,11 +85,15 @@ def build_tokenizer(cfg: TinyConfig, clips: Clips):
     from tinyr1.tokenizer import train_tokenizer
 
     rng = np.random.default_rng([cfg.seed, 7])
-    samples = [
-        _Sample(r.question, r.options, texts.think_for(r.think or "", r.extra.get("facts"), r.family, cfg.moving_trace)
-                if cfg.moving_trace != "stills" else r.think or "", r.answer or "", r.answer_text() or "", c)
-        for r, c in zip(clips.rows, clips.captions)
-    ]
+    # The BPE of the shipped recipes was trained on the world's own traces; other moving traces
+    # add sentences the world never writes, so their corpus holds the traces as taught.
+    def think(r) -> str:
+        if cfg.moving_trace == "stills":
+            return r.think or ""
+        return texts.think_for(r.think or "", r.extra.get("facts"), r.family, cfg.moving_trace)
+
+    samples = [_Sample(r.question, r.options, think(r), r.answer or "", r.answer_text() or "", c)
+               for r, c in zip(clips.rows, clips.captions)]
     corpus = texts.tokenizer_corpus(samples, rng)
     return train_tokenizer(corpus, cfg.vocab_size, added_tokens=texts.option_tokens())
 
