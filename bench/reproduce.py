@@ -172,10 +172,10 @@ def ship(run: str, dest: Path, summary: dict[str, Any], command: str, out: Path)
     from tinyr1.policy import load_policy
 
     policy = load_policy(out / run / "final")
-    # The trained policy's metadata still holds the cold start's (its recipe, training time,
-    # validation): keep those under "cold_start" so the top level describes this policy, and name
-    # the start relative to the repository, not this machine's path.
-    inherited = {k: policy.metadata.pop(k) for k in COLD_START_KEYS if k in policy.metadata}
+    # GRPO keeps the cold start's metadata under "start"; the card keeps what says how the cold start
+    # was trained (its recipe, training time, validation) under "cold_start", and names the start
+    # relative to the repository, not this machine's path.
+    inherited = {k: v for k, v in policy.metadata.pop("start", {}).items() if k in COLD_START_KEYS}
     started = Path(policy.metadata.get("started_from", ""))
     if started.is_absolute() and started.is_relative_to(ROOT):
         policy.metadata["started_from"] = str(started.relative_to(ROOT))

@@ -2,6 +2,7 @@
 the world-3 train split plus world-2 moving-colour clips, as one dataset for ``tinyr1 train --data``.
 
     .venv/bin/python bench/world_mix.py --out runs/mix                 # 2000 world-3 + 800 world-2 questions
+    .venv/bin/python bench/world_mix.py --out runs/mix2 --world2-extra-n 600   # + 300 world-2 order, 300 direction
     tinyr1 train --policy runs/tiny-temporal/policy --data runs/mix/data.jsonl --steps 1000 --preset tiny \
         --seed 0 --max-new-tokens 96 --threads 1 --rewards format_accuracy consistency --reward-weights 1 0.5 \
         --out runs/gm-temporal
@@ -30,17 +31,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True, help="folder: w3/, w2/ and the merged data.jsonl")
     p.add_argument("--world3-n", type=int, default=2000, help="world-3 train questions, every family (default 2000)")
     p.add_argument("--world2-n", type=int, default=800, help="world-2 train moving-colour questions (default 800)")
-    p.add_argument("--seed", type=int, default=0, help="base seed of both train splits (default 0)")
+    p.add_argument("--world2-extra-n", type=int, default=0,
+                   help="further world-2 train questions of --world2-extra-families (default 0): keeps what the "
+                        "world-2 policy knew of those families while GRPO trains on world 3")
+    p.add_argument("--world2-extra-families", nargs="+", default=["order", "direction"], metavar="FAMILY",
+                   help="families of the extra world-2 questions, in equal numbers (default: order direction)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="base seed of the train splits (default 0; the extra world-2 part uses seed + 1, so its "
+                        "scenes are not the moving part's)")
     args = p.parse_args(argv)
-    if args.world3_n < 1 or args.world2_n < 0:
-        p.error("--world3-n must be >= 1 and --world2-n >= 0")
-    parts = [("w3", ["--n", str(args.world3_n), "--version", "3"])]
+    if args.world3_n < 1 or args.world2_n < 0 or args.world2_extra_n < 0:
+        p.error("--world3-n must be >= 1, --world2-n and --world2-extra-n >= 0")
+    parts = [("w3", args.seed, ["--n", str(args.world3_n), "--version", "3"])]
     if args.world2_n:
-        parts.append(("w2", ["--n", str(args.world2_n), "--version", "2", "--families", "moving_color"]))
+        parts.append(("w2", args.seed, ["--n", str(args.world2_n), "--version", "2", "--families", "moving_color"]))
+    if args.world2_extra_n:
+        parts.append(("w2x", args.seed + 1, ["--n", str(args.world2_extra_n), "--version", "2",
+                                             "--families", *args.world2_extra_families]))
     rows = []
-    for name, flags in parts:
+    for name, seed, flags in parts:
         folder = args.out / name
-        subprocess.run([*TINYR1, "world", "--split", "train", "--seed", str(args.seed), "--out", str(folder), *flags],
+        subprocess.run([*TINYR1, "world", "--split", "train", "--seed", str(seed), "--out", str(folder), *flags],
                        check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
         for line in (folder / "data.jsonl").read_text(encoding="utf-8").splitlines():
             row = json.loads(line)

@@ -117,6 +117,10 @@ def test_the_tuned_policy_becomes_selectable_in_reason(world_run, runner):
 
     tuned = load_policy(find_policies(runner.root)[label])
     assert tuned.metadata.get("kind") == "grpo" and tuned.metadata.get("grpo_step") == 3
+    # what the start says of itself (how it was made, what it scored) is kept apart, not shown as this policy's
+    start = tuned.metadata["start"]
+    own = {k for k in start if k not in ("name", "kind")} - {"dtype", "architecture", "template"}
+    assert own and not own & set(tuned.metadata), sorted(own & set(tuned.metadata))
 
 
 # ------------------------------------------------------------------------------ stop, resume

@@ -419,13 +419,15 @@ class _Trainer:
                 f"LoRA adapter trained by tinyr1 GRPO on the {self.policy.quantization}-quantized policy "
                 f"{self.policy.name}: load that policy unquantized and apply the adapter (peft) to use it.\n")
             return
-        self.policy.save(folder, metadata=self._policy_meta())
+        self.policy.save(folder, metadata=self._policy_meta(), inherit=False)
 
     def _policy_meta(self) -> dict[str, Any]:
+        # The start's own metadata (its command, accuracy, description) is kept under "start", not
+        # inherited: the app's banner shows top-level facts as this policy's.
         return {"name": f"{self.policy.name}-grpo", "kind": "grpo", "grpo_step": self.step,
                 "grpo_steps": self.c.steps, "started_from": str(getattr(self.policy, "path", None) or self.policy.name),
-                "grpo_config": self.c.to_dict(), "data_fingerprint": self.fingerprint,
-                "last_metrics": self.last_metrics}
+                "start": dict(self.policy.metadata), "grpo_config": self.c.to_dict(),
+                "data_fingerprint": self.fingerprint, "last_metrics": self.last_metrics}
 
     def _log(self, record: StepRecord) -> None:
         if not self.world.main:

@@ -618,10 +618,10 @@ class Policy:
                                 self.suppressed_token_ids, temperature)
 
     # -- saving -------------------------------------------------------------------------------
-    def save(self, path: str | Path, *, metadata: dict | None = None) -> Path:
+    def save(self, path: str | Path, *, metadata: dict | None = None, inherit: bool = True) -> Path:
         """Write a policy directory atomically (tinyr1.policy.save.save_policy). A peft-wrapped
         model is saved with its adapters merged (into a copy); quantized models cannot be saved."""
-        return save_policy(self, path, metadata=metadata)
+        return save_policy(self, path, metadata=metadata, inherit=inherit)
 
 
 

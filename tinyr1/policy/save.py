@@ -33,10 +33,13 @@ def quiet_loading() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-def save_policy(policy: Any, path: str | Path, *, metadata: dict | None = None) -> Path:
+def save_policy(policy: Any, path: str | Path, *, metadata: dict | None = None, inherit: bool = True) -> Path:
     """Write ``policy`` (a tinyr1.policy.runtime.Policy; typed loosely so this module never
     imports the runtime) atomically (tinyr1.files.atomic_dir): the weights and config, the tokenizer, the backend's extra files and policy.json. A peft-wrapped model is
-    saved with its adapters merged (into a copy); quantized models cannot be saved."""
+    saved with its adapters merged (into a copy); quantized models cannot be saved.
+
+    policy.json is ``metadata`` over the policy's own (``inherit``) or ``metadata`` alone: a policy
+    trained further must not carry its start's command, accuracy or description as its own."""
     if policy.quantization:
         raise PolicyError(f"cannot save a {policy.quantization}-quantized policy: load it unquantized to save")
     path = Path(path)
@@ -47,7 +50,7 @@ def save_policy(policy: Any, path: str | Path, *, metadata: dict | None = None) 
         if merge is None:
             raise PolicyError(f"cannot save a {type(model).__name__}")
         model = copy.deepcopy(model).merge_and_unload()
-    meta = {**policy.metadata, **backend.policy_metadata(), **(metadata or {})}
+    meta = {**(policy.metadata if inherit else {}), **backend.policy_metadata(), **(metadata or {})}
     meta.setdefault("name", path.name)
     with atomic_dir(path) as tmp:
         with quiet_loading():
