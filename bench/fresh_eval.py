@@ -99,7 +99,7 @@ def evaluate_policy(name: str, rows, args, frame_cache) -> dict:
     conditions: dict[str, list[list[dict]]] = {"greedy": [run(greedy)]}
     conditions["sampled"] = [run(GenerationSettings(temperature=1.0, max_new_tokens=args.max_new_tokens, seed=s))
                              for s in range(args.samples)]
-    for kind in ABLATIONS:
+    for kind in ABLATIONS if args.ablations else ():
         conditions[kind] = [run(greedy, kind)]
     return {"num_frames": int(policy.num_frames), "conditions": {c: summarize(rl, family_of) for c, rl in conditions.items()},
             "per_question": {c: _per_question(rl, "correct") for c, rl in conditions.items() if c in ("greedy", "sampled")}}
@@ -151,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--out", default="runs/fresh_eval", help="folder for results.json and RESULTS.md")
+    p.add_argument("--ablations", action=argparse.BooleanOptionalAction, default=True,
+                   help="also greedy on each ablation of the frames (default; --no-ablations: greedy and sampled only)")
     p.add_argument("--world-version", type=int, default=None,
                    help="world version of the questions (default: tinyr1.world.WORLD_VERSION)")
     args = p.parse_args(argv)

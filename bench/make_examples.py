@@ -4,7 +4,9 @@ under ``assets/examples/world/``, each checked by running the default policy on 
     .venv/bin/python bench/make_examples.py            # ~10 s on a CPU; rewrites the files above
 
 Steps: ``tinyr1 world --split test`` writes candidate clips of every question family (test split:
-clips the embedded policies never trained on); the default policy (``tiny-grpo``) answers each
+clips the embedded policies never trained on), in the world version the default policy was
+trained on (its policy.json's ``world_version``, else the default world); the default policy
+(``tiny-temporal-grpo``) answers each
 greedily through the app's own Reason path (``Workbench.reason``: same frames, same prompt, same
 settings as a click on Reason); the first candidate of each family answered right in a valid
 format is kept. The manifest then ends with the real Big Buck Bunny clip, labelled as what it is:
@@ -44,13 +46,23 @@ def answered_right(bench, video: str, row: dict) -> dict | None:
     return reward
 
 
+def world_version_of(policy: Path) -> int:
+    """The world a policy was trained on (its policy.json says so when it is not the default)."""
+    from tinyr1.world import WORLD_VERSION
+
+    meta = policy / "policy.json"
+    return int(json.loads(meta.read_text()).get("world_version") or WORLD_VERSION) if meta.is_file() else WORLD_VERSION
+
+
 def main() -> None:
     from tinyr1.app.reason import Workbench
+    from tinyr1.policy import default_policy_path
 
+    version = world_version_of(default_policy_path())
     tmp = Path(tempfile.mkdtemp(prefix="tinyr1-examples-"))
     try:
         cmd = [sys.executable, "-m", "tinyr1", "world", "--split", "test", "--n", str(CANDIDATES),
-               "--families", *FAMILIES, "--out", str(tmp / "world")]
+               "--families", *FAMILIES, "--version", str(version), "--out", str(tmp / "world")]
         subprocess.run(cmd, check=True, cwd=ROOT)
         rows = [json.loads(line) for line in (tmp / "world" / "data.jsonl").read_text().splitlines() if line.strip()]
         bench = Workbench(ROOT)
@@ -75,7 +87,7 @@ def main() -> None:
             shutil.copy2(tmp / "world" / row["video"], world / name)
             manifest.append({
                 "video": f"world/{name}", "question": row["question"], "options": row["options"],
-                "answer": row["answer"], "id": row["id"], "family": family, "kind": "world",
+                "answer": row["answer"], "id": row["id"], "family": family, "kind": "world", "world_version": version,
                 "label": f"world clip · {family.replace('_', ' ')}",
             })
         manifest.append(dict(REAL))

@@ -82,7 +82,7 @@ def page(browser):
 @pytest.fixture(scope="module")
 def shipped_page(browser):
     """The app as shipped: this repository's root (its assets/examples, its policies), served on a
-    free port; the registry sees no downloaded checkpoint, so it opens on the embedded tiny-grpo
+    free port; the registry sees no downloaded checkpoint, so it opens on the embedded tiny-temporal-grpo
     as on a CPU machine."""
     from app_support import free_port
     from tinyr1 import registry

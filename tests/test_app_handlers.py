@@ -507,7 +507,7 @@ def test_picker_lists_the_registrys_available_policies_then_folders_then_runs(tm
     root = _root_with_coldstart(tmp_path)
     wb = Workbench(root)
     options = wb.policy_options()
-    assert list(options) == ["tiny-coldstart", "alpha", "runs/r1"]  # tiny-grpo is not in this root
+    assert list(options) == ["tiny-coldstart", "alpha", "runs/r1"]  # the GRPO'd ones are not in this root
     cold = options["tiny-coldstart"]
     assert cold.entry.id == "tiny-coldstart" and cold.label == registry.find_spec("tiny-coldstart").label
     assert cold.target == str(root / "assets" / "policies" / "tiny-coldstart")  # this root's, not the repo's
@@ -524,16 +524,17 @@ def test_policies_not_here_are_listed_with_size_memory_and_what_to_do(tmp_path, 
     wb = Workbench(_root_with_coldstart(tmp_path))
     entries = wb.registry_entries()
     missing = [e for e in entries if not e.available]
-    assert [e.id for e in missing] == ["tiny-grpo", OFFICIAL_ID, "Zhang199/TinyLLaVA-Video-Coldstart_NextQA_16",
+    tiny = ["tiny-temporal-grpo", "tiny-grpo"]  # the embedded ones this root lacks
+    assert [e.id for e in missing] == [*tiny, OFFICIAL_ID, "Zhang199/TinyLLaVA-Video-Coldstart_NextQA_16",
                                        "Qwen/Qwen2.5-VL-3B-Instruct", "Video-R1/Video-R1-7B"]
     info = wb.policy_info()
-    assert info.startswith("5 of the 6 policies")
+    assert info.startswith("6 of the 7 policies")
     rows = {line.split("`")[1]: line for line in info.splitlines() if line.startswith("- **")}
     assert set(rows) == {e.id for e in entries}
     for e in missing:
         assert e.id not in wb.policies()  # never offered in the picker...
         assert "not here" in rows[e.id] and e.how_to_get.split("`")[0] in rows[e.id]  # ...but said what to do
-    for e in missing[1:]:  # the big ones: parameters and the weights in each quantization
+    for e in missing[len(tiny):]:  # the big ones: parameters and the weights in each quantization
         assert f"{e.memory_gb['nf4']:.2f} GB nf4" in rows[e.id] and f"{e.params / 1e9:.2f}B" in rows[e.id]
         assert f"hf download {e.id}" in rows[e.id]
     assert "on this machine" in rows["tiny-coldstart"]

@@ -63,8 +63,8 @@ def test_otherwise_the_embedded_policy_with_the_hf_download_command(machine, cud
     if weights:
         put_weights()
     bench = Workbench(ROOT)
-    assert opening_policy(bench) == ("tiny-grpo", None)
-    banner = bench.banner("tiny-grpo")
+    assert opening_policy(bench) == ("tiny-temporal-grpo", None)
+    banner = bench.banner("tiny-temporal-grpo")
     if weights:
         assert "pick **TinyLLaVA-Video-R1" in banner
     else:

@@ -50,7 +50,7 @@ def test_examples_are_small():
 
 def test_default_policy_answers_every_world_example_right(shipped):
     bench, examples = shipped
-    assert bench.default_policy() == "tiny-grpo"
+    assert bench.default_policy() == "tiny-temporal-grpo"
     for example in (e for e in examples if e.kind == "world"):
         video, question, *options, answer = example.row
         steps = list(bench.reason(video, question, options, answer, None, temperature=0.0))

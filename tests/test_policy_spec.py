@@ -84,7 +84,7 @@ def test_default_policy_path_prefers_grpo_then_coldstart(tmp_path, monkeypatch) 
     monkeypatch.setattr(spec, "POLICIES_DIR", tmp_path)
     with pytest.raises(PolicyError, match="no embedded policy"):
         default_policy_path()
-    for name in ("tiny-coldstart", "tiny-grpo"):
+    for name in ("tiny-coldstart", "tiny-grpo", "tiny-temporal-grpo"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "config.json").write_text("{}")
         assert default_policy_path() == tmp_path / name  # the latest trained one wins

@@ -26,8 +26,10 @@ from tinyr1.policy.qwen2_5_vl import QWEN_QUANT_SKIP_MODULES, QwenVLPolicy, tiny
 torch.set_num_threads(1)
 
 OFFICIAL = Path(__file__).parent / "fixtures" / "official_tiny" / "checkpoint"
-IDS = ["tiny-grpo", "tiny-coldstart", "Zhang199/TinyLLaVA-Video-R1", "Zhang199/TinyLLaVA-Video-Coldstart_NextQA_16",
-       "Qwen/Qwen2.5-VL-3B-Instruct", "Video-R1/Video-R1-7B"]
+EMBEDDED_IDS = ["tiny-temporal-grpo", "tiny-grpo", "tiny-coldstart"]
+HUB_IDS = ["Zhang199/TinyLLaVA-Video-R1", "Zhang199/TinyLLaVA-Video-Coldstart_NextQA_16",
+           "Qwen/Qwen2.5-VL-3B-Instruct", "Video-R1/Video-R1-7B"]
+IDS = EMBEDDED_IDS + HUB_IDS
 
 
 @pytest.fixture(autouse=True)
@@ -52,7 +54,7 @@ def qwen_dir(tmp_path_factory) -> Path:
 
 
 # ---------------------------------------------------------------------------------- the listing
-def test_lists_the_six_policies_and_says_how_to_get_the_missing_ones() -> None:
+def test_lists_the_seven_policies_and_says_how_to_get_the_missing_ones() -> None:
     entries = registry.list_policies()
     assert [e.id for e in entries] == IDS
     by_id = {e.id: e for e in entries}
@@ -60,7 +62,7 @@ def test_lists_the_six_policies_and_says_how_to_get_the_missing_ones() -> None:
         assert e.kind in registry.KINDS and e.template and e.num_frames > 0
         e.generation_settings()  # recommended settings are valid GenerationSettings
         json.dumps(e.to_dict())
-    for hub_id in IDS[2:]:  # nothing downloaded here, offline: unavailable with instructions
+    for hub_id in HUB_IDS:  # nothing downloaded here, offline: unavailable with instructions
         e = by_id[hub_id]
         assert not e.available and not e.downloadable and e.local_path is None
         assert f"hf download {hub_id}" in e.how_to_get and str(registry.models_dir()) in e.how_to_get
@@ -213,7 +215,7 @@ def test_cli_policies_lists_json_and_a_table(capsys) -> None:
     assert main(["policies", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert [e["id"] for e in listed] == IDS
-    assert set(listed[2]["memory_gb"]) == {"bf16", "int8", "nf4"}
+    assert set(listed[len(EMBEDDED_IDS)]["memory_gb"]) == {"bf16", "int8", "nf4"}  # the first hub policy
     assert main(["policies", "--no-probe"]) == 0
     table = capsys.readouterr().out
     assert "Video-R1/Video-R1-7B" in table and "16.58" in table and "hf download" in table

@@ -7,7 +7,8 @@ policy picker, ``tinyr1 policies`` and ``tinyr1 reason --policy`` share.
     resolved = resolve_policy("Zhang199/TinyLLaVA-Video-R1")   # or an alias, a registry id, a path
     resolved.path, resolved.entry                      # the local directory to load; the entry (or None)
 
-Entries (``SPECS``): the embedded tiny policies (``assets/policies/tiny-grpo``, ``tiny-coldstart``),
+Entries (``SPECS``): the embedded tiny policies (``assets/policies/tiny-temporal-grpo``, ``tiny-grpo``,
+``tiny-coldstart``),
 the official TinyLLaVA-Video-R1 pair (converted in memory when loaded), Qwen2.5-VL-3B-Instruct and
 Video-R1-7B (Qwen2.5-VL-7B fine-tuned with T-GRPO). An entry is **available** when its weights are
 on this machine (the tiny ones in ``assets/``; the others in ``$TINYR1_MODELS/<name>`` — default
@@ -45,6 +46,7 @@ from tinyr1.policy.spec import (
     POLICIES_DIR,
     QUANT_SKIP_MODULES,
     QWEN_QUANT_SKIP_MODULES,
+    TEMPORAL_POLICY,
     PolicyError,
 )
 
@@ -118,6 +120,8 @@ class PolicySpec:
 _TINY_HOW = {
     COLDSTART_POLICY: "train it on this machine (CPU, minutes): `tinyr1 train-tiny --out runs/tiny`, then copy "
                       "runs/tiny/policy to assets/policies/tiny-coldstart",
+    TEMPORAL_POLICY: "train its cold start (`tinyr1 train-tiny --preset temporal-places`, about an hour on 2 CPU "
+                     "cores), then GRPO in four stages: the commands are in its card and docs/RESULTS.md",
     GRPO_POLICY: "train it with GRPO from the cold start (CPU, about 25 minutes): `python bench/reproduce.py "
                  "--steps 1500 --ship assets/policies/tiny-grpo --ship-run format_accuracy` (docs/RESULTS.md)",
 }
@@ -125,6 +129,13 @@ _TINY_HOW = {
 _QWEN_SETTINGS = {"max_new_tokens": 1024, "temperature": 0.1, "top_p": 0.001, "seed": 0, "num_frames": 16}
 
 SPECS: tuple[PolicySpec, ...] = (
+    PolicySpec(
+        id=TEMPORAL_POLICY, label=f"{TEMPORAL_POLICY} (embedded, GRPO, temporal)", kind="tiny",
+        source=str(POLICIES_DIR / TEMPORAL_POLICY), template="qwen2_base", num_frames=8,
+        settings={"max_new_tokens": 128, "temperature": 0.0, "top_p": 1.0, "seed": 0},
+        description="The embedded tiny TinyLLaVA-Video policy trained to read the frames' order: its traces "
+                    "state where each shape is, then conclude (runs on any CPU).",
+    ),
     PolicySpec(
         id=GRPO_POLICY, label=f"{GRPO_POLICY} (embedded, GRPO)", kind="tiny", source=str(POLICIES_DIR / GRPO_POLICY),
         template="qwen2_base", num_frames=8,
@@ -612,7 +623,7 @@ def find_policies(root: str | Path) -> dict[str, str]:
     """Policies found under ``root``: label -> directory, the default first.
 
     Looked for: ``$TINYR1_POLICY`` when set, every directory with a ``config.json`` under
-    ``assets/policies/`` (the embedded ones first: ``tiny-grpo``, then ``tiny-coldstart``), and
+    ``assets/policies/`` (the embedded ones first, in DEFAULT_POLICIES' order), and
     every ``runs/*/final`` with a ``config.json`` (policies trained with GRPO in the app)."""
     root = Path(root)
     found: dict[str, str] = {}

@@ -31,7 +31,7 @@ _QWEN = "tinyr1.policy.qwen2_5_vl"
 #: name -> (module, name there). Underscored names keep older private imports working.
 _EXPORTS: dict[str, tuple[str, str]] = {
     **{name: (_SPEC, name) for name in (
-        "COLDSTART_POLICY", "DEFAULT_POLICIES", "GRPO_POLICY", "GenerationSettings", "POLICIES_DIR", "POLICY_META",
+        "COLDSTART_POLICY", "DEFAULT_POLICIES", "GRPO_POLICY", "TEMPORAL_POLICY", "GenerationSettings", "POLICIES_DIR", "POLICY_META",
         "PolicyError", "QUANTIZATIONS", "QUANTIZATION_CHOICES", "QUANT_SKIP_MODULES", "QWEN_QUANT_SKIP_MODULES",
         "SINGLE_THREAD_BELOW", "cpu_threads_for", "default_policy_path", "default_start_policy_path",
         "normalize_quantization")},

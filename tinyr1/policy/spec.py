@@ -2,8 +2,8 @@
 
     from tinyr1.policy.spec import GenerationSettings, PolicyError, POLICIES_DIR, QUANTIZATIONS
     settings = GenerationSettings(temperature=0.0)            # greedy
-    path = default_policy_path()                              # the embedded tiny-grpo, usually
-    serving_default(["tiny-grpo", GPU_POLICY], cuda=True)     # what the app opens on: R1 in nf4
+    path = default_policy_path()                              # the embedded tiny-temporal-grpo, usually
+    serving_default(["tiny-temporal-grpo", GPU_POLICY], cuda=True)   # what the app opens on: R1 in nf4
 
 This module is the leaf of tinyr1.policy: it imports nothing heavy (no torch, no transformers),
 so the registry, the CLI's argument parsing and the app's plain functions can use these facts
@@ -29,12 +29,16 @@ class PolicyError(ValueError):
 POLICY_META = "policy.json"
 #: Where the embedded policies live (``assets/policies/<name>``), next to the package.
 POLICIES_DIR = Path(__file__).resolve().parents[2] / "assets" / "policies"
-#: The embedded policy after GRPO (the default for answering).
+#: The embedded policy trained for temporal, faithful reasoning (the default for answering): a
+#: cold start whose traces state each shape's places, then GRPO on the world without single-frame
+#: shortcuts (version 3) with a consistency reward (docs/DESIGN.md, "The default policy").
+TEMPORAL_POLICY = "tiny-temporal-grpo"
+#: The embedded policy after GRPO with the paper's recipe on world 2 (the reproduction's policy).
 GRPO_POLICY = "tiny-grpo"
 #: The embedded cold start (SFT): where GRPO starts, as in the paper's pipeline.
 COLDSTART_POLICY = "tiny-coldstart"
 #: The embedded policies in order of preference for answering.
-DEFAULT_POLICIES = (GRPO_POLICY, COLDSTART_POLICY)
+DEFAULT_POLICIES = (TEMPORAL_POLICY, GRPO_POLICY, COLDSTART_POLICY)
 
 # --------------------------------------------------------------------------------------------
 # Model families and quantization
@@ -131,8 +135,9 @@ class GenerationSettings:
 # Where policies are
 # --------------------------------------------------------------------------------------------
 def default_policy_path() -> Path:
-    """The policy used when none is named: $TINYR1_POLICY if set, else the embedded
-    ``assets/policies/tiny-grpo`` if present, else ``assets/policies/tiny-coldstart``."""
+    """The policy used when none is named: $TINYR1_POLICY if set, else the first embedded one
+    present of DEFAULT_POLICIES (``assets/policies/tiny-temporal-grpo``, ``tiny-grpo``,
+    ``tiny-coldstart``)."""
     env = os.environ.get("TINYR1_POLICY")
     if env:
         return Path(env)
