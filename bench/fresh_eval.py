@@ -9,8 +9,8 @@ of the test split (base seed 0), so numbers measured there flatter it. Here the 
 from the test split's base seed 101 (``tinyr1 world --split test --seed 101``): seeds no run,
 check or choice used (train: train split seed 0; validation and test: seed 0; the checks of
 issue 17: test seeds 7 and 8). ``--seed 103`` gave the default policy a second fresh check
-(docs/RESULTS.md, "The default policy"), so it is no longer unused either. The clips are still the test split's contents (tinyr1/world.py),
-so none can be a training clip.
+(docs/RESULTS.md, "The default policy"), so it is no longer unused either. The clips are still
+the test split's contents (tinyr1/world.py), so none can be a training clip.
 
 Per policy: greedy (temperature 0), sampled at T = 1 (``--samples`` samples a question, seeds
 0..k-1, the temperature GRPO trains at), and greedy on each ablation of the frames

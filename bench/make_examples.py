@@ -48,10 +48,10 @@ def answered_right(bench, video: str, row: dict) -> dict | None:
 
 def world_version_of(policy: Path) -> int:
     """The world a policy was trained on (its policy.json says so when it is not the default)."""
+    from tinyr1.app.policies import policy_metadata
     from tinyr1.world import WORLD_VERSION
 
-    meta = policy / "policy.json"
-    return int(json.loads(meta.read_text()).get("world_version") or WORLD_VERSION) if meta.is_file() else WORLD_VERSION
+    return int(policy_metadata(policy).get("world_version") or WORLD_VERSION)
 
 
 def main() -> None:

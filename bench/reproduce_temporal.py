@@ -28,6 +28,7 @@ which a rerun of the `temporal` preset did not (docs/RESULTS.md).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import subprocess
 import sys
@@ -113,8 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--steps must be >= 1, --n >= 4 and --samples >= 1")
     if not (args.policy / "config.json").is_file():
         p.error(f"{args.policy} is not a policy folder (no config.json)")
-    args.out = args.out if args.out.is_absolute() else Path.cwd() / args.out
-    args.policy = args.policy.resolve()
+    args.out, args.policy = args.out.resolve(), args.policy.resolve()
     resumed = (args.out / "grpo" / "checkpoints").is_dir()
     args.out.mkdir(parents=True, exist_ok=True)
     step_minutes: dict[str, float] = {}
@@ -125,12 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[reproduce-temporal] {name}: {' '.join(cmd)}", flush=True)
         t0 = time.perf_counter()
         # world_mix's own `tinyr1 world` progress bars would bury the log: its stderr is kept in a file
-        err = open(args.out / "mix.log", "w") if name == "data" else None
-        try:
+        with open(args.out / "mix.log", "w") if name == "data" else contextlib.nullcontext() as err:
             proc = subprocess.run(cmd, cwd=ROOT, stderr=err)
-        finally:
-            if err:
-                err.close()
         step_minutes[name] = (time.perf_counter() - t0) / 60
         if proc.returncode != 0:
             print(f"[reproduce-temporal] {name} failed (exit {proc.returncode}); the same command resumes",

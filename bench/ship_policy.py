@@ -69,6 +69,13 @@ def fresh_key(results: dict[str, Any]) -> str:
     return key if results.get("seed", 101) == 101 else f"{key}_seed{results['seed']}"
 
 
+def fresh_figures(conds: dict[str, Any]) -> dict[str, float]:
+    """Greedy and sampled accuracy and greedy consistency, overall, of one policy's conditions."""
+    return {"greedy": round(conds["greedy"]["correct"]["all"]["mean"], 4),
+            "sampled": round(conds["sampled"]["correct"]["all"]["mean"], 4),
+            "consistency": round(conds["greedy"]["consistent"]["all"]["mean"], 4)}
+
+
 def rel(path: Path | str) -> str:
     p = Path(path).resolve()
     return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(path)
@@ -157,12 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         "baseline": args.baseline,
         "baseline_accuracy": {"greedy": round(base["greedy"]["correct"]["all"]["mean"], 4),
                               "sampled": round(base["sampled"]["correct"]["all"]["mean"], 4)},
-        "fresh": {fresh_key(w): {
-            "command": w["command"], "n": w["n"], "seed": w["seed"],
-            "greedy": round(w["policies"][find_policy(w, args.policy)]["conditions"]["greedy"]["correct"]["all"]["mean"], 4),
-            "sampled": round(w["policies"][find_policy(w, args.policy)]["conditions"]["sampled"]["correct"]["all"]["mean"], 4),
-            "consistency": round(w["policies"][find_policy(w, args.policy)]["conditions"]["greedy"]["consistent"]["all"]["mean"], 4),
-        } for w in worlds},
+        "fresh": {fresh_key(w): {"command": w["command"], "n": w["n"], "seed": w["seed"],
+                                 **fresh_figures(w["policies"][find_policy(w, args.policy)]["conditions"])}
+                  for w in worlds},
         "targets": checks,
     }
     if args.cold_start:
